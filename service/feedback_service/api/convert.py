@@ -1,0 +1,96 @@
+"""feedback.v1 messages <-> domain objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
+from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
+from feedback_service.domain.model import Feedback, FeedbackInput, Source, ValueKind
+
+_VALUE_KINDS = {None: ValueKind.NONE, "thumb": ValueKind.THUMB, "score": ValueKind.SCORE, "label": ValueKind.LABEL}
+
+
+def feedback_input(message: feedback_pb2.Feedback) -> FeedbackInput:
+    """What the caller sent; output-only fields (times, revision) are ignored."""
+    return FeedbackInput(
+        project=message.project,
+        feedback_id=message.feedback_id,
+        trace_id=message.trace_id,
+        span_id=message.span_id,
+        session_id=message.session_id,
+        model=message.model,
+        model_version=message.model_version,
+        key=message.key,
+        value_kind=_VALUE_KINDS[message.WhichOneof("value")],
+        thumb=message.thumb,
+        score=message.score,
+        label=message.label,
+        comment=message.comment,
+        correction=message.correction,
+        source=message.source,
+        author=message.author,
+        metadata=dict(message.metadata),
+    )
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    micros = micros_since_epoch(moment)
+    return Timestamp(seconds=micros // 1_000_000, nanos=(micros % 1_000_000) * 1000)
+
+
+def feedback_message(feedback: Feedback) -> feedback_pb2.Feedback:
+    message = feedback_pb2.Feedback(
+        feedback_id=feedback.feedback_id,
+        project=feedback.project,
+        trace_id=feedback.trace_id,
+        span_id=feedback.span_id,
+        session_id=feedback.session_id,
+        model=feedback.model,
+        model_version=feedback.model_version,
+        key=feedback.key,
+        comment=feedback.comment,
+        correction=feedback.correction,
+        source=feedback_pb2.Source.ValueType(int(feedback.source)),
+        author=feedback.author,
+        metadata=dict(feedback.metadata),
+        create_time=_timestamp(feedback.create_time),
+        update_time=_timestamp(feedback.update_time),
+        revision=feedback.revision,
+    )
+    value = feedback.value
+    if value.kind is ValueKind.THUMB:
+        message.thumb = feedback_pb2.Thumb.ValueType(int(value.thumb))
+    elif value.kind is ValueKind.SCORE:
+        message.score = value.score
+    elif value.kind is ValueKind.LABEL:
+        message.label = value.label
+    return message
+
+
+def _time(stamp: Timestamp, name: str) -> datetime:
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as error:
+        raise InvalidArgumentError([FieldViolation(name, f"is not a valid timestamp: {error}")]) from error
+
+
+def feedback_filter(request: feedback_service_pb2.ListFeedbackRequest) -> FeedbackFilter:
+    if request.source not in Source.__members__.values():
+        raise InvalidArgumentError([FieldViolation("source", f"unknown source {request.source}")])
+    return FeedbackFilter(
+        project=request.project,
+        trace_id=request.trace_id,
+        model=request.model,
+        model_version=request.model_version,
+        key=request.key,
+        source=None if request.source == Source.UNSPECIFIED else Source(request.source),
+        author=request.author,
+        start_time=_time(request.start_time, "start_time") if request.HasField("start_time") else None,
+        end_time=_time(request.end_time, "end_time") if request.HasField("end_time") else None,
+    )

@@ -1,0 +1,54 @@
+"""feedback.v1.FeedbackService: each RPC converts its request, calls the domain, converts the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from feedback_proto.v1 import feedback_service_pb2 as pb
+from feedback_proto.v1 import feedback_service_pb2_grpc
+
+from feedback_service.api.convert import feedback_filter, feedback_input, feedback_message
+from feedback_service.api.errors import status_proto
+from feedback_service.domain.operations import FeedbackOperations
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
+    def __init__(self, operations: FeedbackOperations) -> None:
+        self._operations = operations
+
+    async def CreateFeedback(self, request: pb.CreateFeedbackRequest, context: Context) -> pb.CreateFeedbackResponse:
+        stored = await self._operations.create(feedback_input(request.feedback))
+        return pb.CreateFeedbackResponse(feedback=feedback_message(stored))
+
+    async def BatchCreateFeedback(
+        self, request: pb.BatchCreateFeedbackRequest, context: Context
+    ) -> pb.BatchCreateFeedbackResponse:
+        outcomes = await self._operations.batch_create([feedback_input(item) for item in request.feedback])
+        results = [
+            pb.BatchCreateFeedbackResult(error=status_proto(outcome))
+            if isinstance(outcome, Exception)
+            else pb.BatchCreateFeedbackResult(feedback=feedback_message(outcome))
+            for outcome in outcomes
+        ]
+        return pb.BatchCreateFeedbackResponse(results=results)
+
+    async def GetFeedback(self, request: pb.GetFeedbackRequest, context: Context) -> pb.GetFeedbackResponse:
+        stored = await self._operations.get(request.project, request.feedback_id)
+        return pb.GetFeedbackResponse(feedback=feedback_message(stored))
+
+    async def ListFeedback(self, request: pb.ListFeedbackRequest, context: Context) -> pb.ListFeedbackResponse:
+        page, next_token = await self._operations.list(
+            feedback_filter(request), page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListFeedbackResponse(feedback=[feedback_message(f) for f in page], next_page_token=next_token)
+
+    async def UpdateFeedback(self, request: pb.UpdateFeedbackRequest, context: Context) -> pb.UpdateFeedbackResponse:
+        updated = await self._operations.update(feedback_input(request.feedback), list(request.update_mask.paths))
+        return pb.UpdateFeedbackResponse(feedback=feedback_message(updated))
+
+    async def DeleteFeedback(self, request: pb.DeleteFeedbackRequest, context: Context) -> pb.DeleteFeedbackResponse:
+        await self._operations.delete(request.project, request.feedback_id)
+        return pb.DeleteFeedbackResponse()

@@ -1,0 +1,85 @@
+"""The ``feedback`` command: ``feedback serve`` and ``feedback migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from feedback_service import __version__
+from feedback_service.config import ConfigError, Settings, add_arguments, load_settings
+from feedback_service.domain.errors import FeedbackServiceError
+from feedback_service.logging_setup import configure_logging
+from feedback_service.server import migrate, serve
+from feedback_service.store.engine import ClickHouseEngine
+from feedback_service.store.migrations import MigrationError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+_EXAMPLES = """
+examples:
+  feedback serve                                   # embedded engine in ./data, 127.0.0.1:50051
+  feedback serve --listen 0.0.0.0:50051 --data-dir /var/lib/feedback
+  FEEDBACK_CLICKHOUSE_URL=https://user:pass@host:8443 feedback migrate
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="feedback",
+        description="Feedback service: collects feedback on AI outputs over gRPC and stores it in ClickHouse.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary in (
+        ("serve", "migrate the database, then run the gRPC server until SIGTERM/SIGINT"),
+        ("migrate", "create the database and apply pending schema migrations, then exit"),
+    ):
+        command = commands.add_parser(name, help=summary, description=summary, epilog=_EXAMPLES,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments(command)
+    return parser
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = ClickHouseEngine(settings.engine_config())
+    try:
+        applied = await migrate(engine)
+    finally:
+        engine.close()
+    names = ", ".join(m.name for m in applied) or "nothing to apply, already up to date"
+    print(f"migrated {engine.config.describe}: {names}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        settings = load_settings(arguments)
+    except ConfigError as error:
+        parser.error(str(error))
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+    log = structlog.get_logger("feedback_service.cli")
+    try:
+        if arguments.command == "serve":
+            asyncio.run(serve(settings))
+        else:
+            asyncio.run(_migrate(settings))
+    except (FeedbackServiceError, MigrationError, OSError) as error:
+        log.error("failed", command=arguments.command, error=str(error))
+        print(f"feedback {arguments.command}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

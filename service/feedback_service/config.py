@@ -1,0 +1,168 @@
+"""Settings from command-line flags and FEEDBACK_* environment variables (flag > env > default).
+
+``OPTIONS`` is the single list of settings: the CLI's flags, the env var names
+and the README's configuration table all come from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from feedback_service.store.engine import EngineConfig
+from feedback_service.store.feedback_store import BatchingConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # attribute of Settings; the flag is --name-with-dashes
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(f"must be zero or more, got {text}")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def _optional_url(text: str) -> str | None:
+    if not text:
+        return None
+    if not text.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {text!r}")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: str = "127.0.0.1:50051"
+    data_dir: Path = Path("./data")
+    clickhouse_url: str | None = None
+    clickhouse_database: str = "feedback"
+    db_threads: int = 4
+    batch_max_rows: int = 10_000
+    batch_max_delay_ms: float = 2.0
+    write_queue_rows: int = 200_000
+    shutdown_grace_s: float = 10.0
+    log_format: str = "auto"
+    log_level: str = "info"
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            data_dir=self.data_dir,
+            url=self.clickhouse_url,
+            database=self.clickhouse_database,
+            threads=self.db_threads,
+        )
+
+    def batching_config(self) -> BatchingConfig:
+        return BatchingConfig(
+            max_rows=self.batch_max_rows,
+            max_delay_s=self.batch_max_delay_ms / 1000,
+            max_queued_rows=self.write_queue_rows,
+        )
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("listen", "FEEDBACK_LISTEN", str, "host:port the gRPC server listens on (port 0 picks a free one)"),
+    Option("data_dir", "FEEDBACK_DATA_DIR", Path, "data dir of the embedded ClickHouse engine"),
+    Option(
+        "clickhouse_url",
+        "FEEDBACK_CLICKHOUSE_URL",
+        _optional_url,
+        "ClickHouse server URL, e.g. https://user:pass@host:8443; unset = embedded engine",
+    ),
+    Option("clickhouse_database", "FEEDBACK_CLICKHOUSE_DATABASE", str, "ClickHouse database (created if missing)"),
+    Option("db_threads", "FEEDBACK_DB_THREADS", _positive_int, "worker threads for database calls"),
+    Option("batch_max_rows", "FEEDBACK_BATCH_MAX_ROWS", _positive_int, "most rows the micro-batcher puts in one insert"),
+    Option(
+        "batch_max_delay_ms",
+        "FEEDBACK_BATCH_MAX_DELAY_MS",
+        _non_negative_float,
+        "how long an idle micro-batcher waits for more creates before inserting",
+    ),
+    Option(
+        "write_queue_rows",
+        "FEEDBACK_WRITE_QUEUE_ROWS",
+        _positive_int,
+        "rows that may wait for insertion; beyond it creates get RESOURCE_EXHAUSTED",
+    ),
+    Option(
+        "shutdown_grace_s",
+        "FEEDBACK_SHUTDOWN_GRACE_S",
+        _non_negative_float,
+        "seconds in-flight calls get to finish on SIGTERM/SIGINT",
+    ),
+    Option("log_format", "FEEDBACK_LOG_FORMAT", _choice("auto", "json", "console"), "auto = console on a TTY, else JSON"),
+    Option("log_level", "FEEDBACK_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "minimum log level"),
+)
+
+_DEFAULTS = Settings()
+
+
+def default_of(option: Option) -> Any:
+    return getattr(_DEFAULTS, option.name)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for option in OPTIONS:
+        default = default_of(option)
+        parser.add_argument(
+            "--" + option.name.replace("_", "-"),
+            dest=option.name,
+            metavar=option.env,
+            default=None,
+            help=f"{option.help} (env {option.env}; default {default if default is not None else 'unset'})",
+        )
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the flag or variable."""
+
+
+def load_settings(arguments: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        flag_value = getattr(arguments, option.name, None)
+        if flag_value is not None:
+            raw, origin = flag_value, "--" + option.name.replace("_", "-")
+        elif option.env in environ:
+            raw, origin = environ[option.env], option.env
+        else:
+            continue
+        try:
+            values[option.name] = option.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{origin}: {error}") from error
+    settings = Settings(**values)
+    try:
+        settings.engine_config()
+    except ValueError as error:
+        raise ConfigError(f"FEEDBACK_CLICKHOUSE_DATABASE: {error}") from error
+    return settings
+
+
+assert {o.name for o in OPTIONS} == {f.name for f in fields(Settings)}, "every setting needs an Option"

@@ -1,0 +1,68 @@
+"""The one exception tree of the service; the API layer maps it to gRPC codes in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field: its path in the request (e.g. ``feedback.score``) and what is wrong."""
+
+    field: str
+    description: str
+
+
+class FeedbackServiceError(Exception):
+    """Base of every error the service reports to callers.
+
+    ``reason`` is a stable, machine-readable name (google.rpc.ErrorInfo.reason).
+    """
+
+    reason = "FEEDBACK_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgumentError(FeedbackServiceError):
+    """The request is malformed; ``violations`` names every bad field."""
+
+    reason = "INVALID_REQUEST"
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        self.violations = tuple(violations)
+        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"invalid request: {summary}")
+
+
+class NotFoundError(FeedbackServiceError):
+    """The named feedback does not exist (or was deleted)."""
+
+    reason = "FEEDBACK_NOT_FOUND"
+
+
+class AlreadyExistsError(FeedbackServiceError):
+    """A feedback_id is already used by different feedback."""
+
+    reason = "FEEDBACK_ID_IN_USE"
+
+
+class StoreUnavailableError(FeedbackServiceError):
+    """The database cannot be reached; the call may be retried."""
+
+    reason = "STORAGE_UNAVAILABLE"
+
+
+class QueueFullError(FeedbackServiceError):
+    """The write queue is full; the caller should back off and retry."""
+
+    reason = "WRITE_QUEUE_FULL"
+
+
+class StoreInUseError(FeedbackServiceError):
+    """The embedded engine's data dir is held by another process."""
+
+    reason = "DATA_DIR_IN_USE"

@@ -1,0 +1,169 @@
+"""The rules of each feedback operation: validate, decide, and call the store."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from feedback_service.domain.errors import (
+    AlreadyExistsError,
+    FeedbackServiceError,
+    FieldViolation,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from feedback_service.domain.fingerprint import create_fingerprint
+from feedback_service.domain.keyed_lock import KeyedLock
+from feedback_service.domain.listing import (
+    FeedbackFilter,
+    PageCursor,
+    decode_page_token,
+    effective_page_size,
+    encode_page_token,
+    micros_since_epoch,
+)
+from feedback_service.domain.model import Feedback, FeedbackInput
+from feedback_service.domain.ports import CreateOutcome, CreateStatus, FeedbackStore, NewFeedback
+from feedback_service.domain.updates import apply_update
+from feedback_service.domain.validation import (
+    ViolationCollector,
+    check_feedback_id,
+    check_project,
+    normalize_trace_id,
+    validate_new_feedback,
+)
+
+MAX_BATCH_SIZE = 1000
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FeedbackOperations:
+    """Create, read, update and delete feedback, enforcing the API's semantics."""
+
+    def __init__(self, store: FeedbackStore, *, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+        # Update and delete read then write: one at a time per feedback in this process.
+        self._writing = KeyedLock()
+
+    async def create(self, draft: FeedbackInput) -> Feedback:
+        new = self._prepare(draft)
+        (outcome,) = await self._store.create([new])
+        return _resolve(outcome)
+
+    async def batch_create(self, drafts: Sequence[FeedbackInput]) -> list[Feedback | FeedbackServiceError]:
+        """One result per item: the stored feedback or the item's own error."""
+        if not drafts:
+            raise InvalidArgumentError([FieldViolation("feedback", "must hold at least one item")])
+        if len(drafts) > MAX_BATCH_SIZE:
+            raise InvalidArgumentError(
+                [FieldViolation("feedback", f"must hold at most {MAX_BATCH_SIZE} items (got {len(drafts)})")]
+            )
+        results: list[Feedback | FeedbackServiceError] = []
+        valid: list[tuple[int, NewFeedback]] = []
+        for position, draft in enumerate(drafts):
+            try:
+                valid.append((position, self._prepare(draft)))
+            except InvalidArgumentError as error:
+                results.append(error)
+            else:
+                results.append(_NOT_STORED_YET)
+        if valid:
+            outcomes = await self._store.create([new for _, new in valid])
+            for (position, _), outcome in zip(valid, outcomes, strict=True):
+                try:
+                    results[position] = _resolve(outcome)
+                except FeedbackServiceError as error:
+                    results[position] = error
+        return results
+
+    async def get(self, project: str, feedback_id: str) -> Feedback:
+        _check_identity(project, feedback_id)
+        found = await self._store.get(project, feedback_id)
+        if found is None:
+            raise NotFoundError(f"feedback {feedback_id!r} not found in project {project!r}")
+        return found
+
+    async def list(
+        self, list_filter: FeedbackFilter, *, page_size: int, page_token: str
+    ) -> tuple[list[Feedback], str]:
+        """A page of feedback, newest first, and the token of the next page ('' at the end)."""
+        found = ViolationCollector()
+        check_project(list_filter.project, found)
+        if list_filter.start_time and list_filter.end_time and list_filter.start_time >= list_filter.end_time:
+            found.add("end_time", "must be after start_time")
+        found.raise_if_any()
+        list_filter = dataclasses.replace(list_filter, trace_id=normalize_trace_id(list_filter.trace_id))
+        limit = effective_page_size(page_size)
+        after = decode_page_token(page_token, list_filter)
+        # One extra row tells whether another page exists without a count query.
+        rows = await self._store.list(list_filter, after, limit + 1)
+        if len(rows) <= limit:
+            return rows, ""
+        page = rows[:limit]
+        last = page[-1]
+        assert last.create_time is not None
+        cursor = PageCursor(create_time_us=micros_since_epoch(last.create_time), feedback_id=last.feedback_id)
+        return page, encode_page_token(cursor, list_filter)
+
+    async def update(self, draft: FeedbackInput, mask: Sequence[str]) -> Feedback:
+        _check_identity(draft.project, draft.feedback_id, prefix="feedback")
+        async with self._writing.hold((draft.project, draft.feedback_id)):
+            current = await self.get(draft.project, draft.feedback_id)
+            updated = apply_update(current, draft, mask, self._now())
+            await self._store.write_revision(updated, deleted=False)
+            return updated
+
+    async def delete(self, project: str, feedback_id: str) -> None:
+        _check_identity(project, feedback_id)
+        async with self._writing.hold((project, feedback_id)):
+            current = await self.get(project, feedback_id)
+            tombstone = dataclasses.replace(current, update_time=self._now(), revision=current.revision + 1)
+            await self._store.write_revision(tombstone, deleted=True)
+
+    def _prepare(self, draft: FeedbackInput) -> NewFeedback:
+        feedback = validate_new_feedback(draft)
+        now = self._now()
+        stamped = dataclasses.replace(feedback, create_time=now, update_time=now, revision=1)
+        return NewFeedback(
+            feedback=stamped,
+            fingerprint=create_fingerprint(feedback),
+            check_existing=bool(draft.feedback_id),
+        )
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+
+# Placeholder for items whose outcome comes from the store below.
+_NOT_STORED_YET = FeedbackServiceError("not stored yet")
+
+
+def _check_identity(project: str, feedback_id: str, *, prefix: str = "") -> None:
+    found = ViolationCollector(prefix)
+    check_project(project, found)
+    check_feedback_id(feedback_id, found, required=True)
+    found.raise_if_any()
+
+
+
+
+def _resolve(outcome: CreateOutcome) -> Feedback:
+    feedback = outcome.feedback
+    if outcome.status is CreateStatus.CONFLICT:
+        raise AlreadyExistsError(
+            f"feedback_id {feedback.feedback_id!r} is already used by different feedback in project "
+            f"{feedback.project!r}; a retry must resend the same payload, new feedback needs a new id"
+        )
+    if outcome.status is CreateStatus.DELETED:
+        raise AlreadyExistsError(
+            f"feedback_id {feedback.feedback_id!r} was used by feedback that has since been deleted; "
+            "ids are never reused"
+        )
+    return feedback

@@ -1,0 +1,104 @@
+"""Wires the layers together and runs the gRPC server: start-up, health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import structlog
+from feedback_proto.v1 import feedback_service_pb2, feedback_service_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from feedback_service.api.interceptors import ErrorAndLoggingInterceptor
+from feedback_service.api.servicer import FeedbackServicer
+from feedback_service.config import Settings
+from feedback_service.domain.operations import FeedbackOperations
+from feedback_service.store.engine import ClickHouseEngine
+from feedback_service.store.feedback_store import ClickHouseFeedbackStore
+from feedback_service.store.migrations import Migration, apply_migrations
+
+_log = structlog.get_logger("feedback_service.server")
+
+SERVICE_NAME = feedback_service_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name
+# gRPC messages up to 64 MiB: a 1,000-item batch of long corrections fits.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+async def migrate(engine: ClickHouseEngine) -> list[Migration]:
+    """Create the database and apply pending migrations."""
+
+    def run() -> list[Migration]:
+        engine.create_database()
+        client = engine.connect(database=engine.config.database)
+        try:
+            return apply_migrations(client)
+        finally:
+            client.close()
+
+    return await asyncio.to_thread(run)
+
+
+class FeedbackServer:
+    """The service in one object: ``await start()``, then ``await stop()``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = ClickHouseEngine(settings.engine_config())
+        self.store = ClickHouseFeedbackStore(self.engine, settings.batching_config())
+        self.health = health.aio.HealthServicer()
+        self._server = grpc.aio.server(
+            interceptors=[ErrorAndLoggingInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.port = 0
+
+    async def start(self) -> int:
+        """Migrate, then listen; returns the bound port."""
+        applied = await migrate(self.engine)
+        _log.info("migrated", storage=self.engine.config.describe, applied=[m.name for m in applied])
+        self.store.start()
+        servicer = FeedbackServicer(FeedbackOperations(self.store))
+        feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        try:
+            self.port = self._server.add_insecure_port(self.settings.listen)
+        except RuntimeError as error:
+            raise OSError(f"cannot listen on {self.settings.listen}: {error}") from error
+        await self._server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Health NOT_SERVING, drain in-flight calls, flush the batcher, close the database."""
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        await self.store.close()
+        await asyncio.to_thread(self.engine.close)
+        _log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = FeedbackServer(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    port = await server.start()
+    host = settings.listen.rsplit(":", 1)[0]
+    _log.info("listening", address=f"{host}:{port}", storage=server.engine.config.describe)
+    try:
+        await stopping.wait()
+        _log.info("shutting_down", grace_s=settings.shutdown_grace_s)
+    finally:
+        await server.stop()

@@ -1,0 +1,1 @@
+"""Storage: the only code that speaks SQL, over clickhouse-connect (embedded engine or server)."""

@@ -1,0 +1,121 @@
+"""ClickHouse connections: the embedded engine (chdb) or a server by URL, behind one thread pool.
+
+clickhouse-connect's chdb interface is synchronous (and its async client refuses
+chdb), so every database call runs in a bounded pool of worker threads and the
+event loop never blocks. Each worker has its own client: queries on one shared
+client serialise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+from feedback_service.domain.errors import StoreInUseError, StoreUnavailableError
+
+T = TypeVar("T")
+
+_DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Where the data lives: ``url`` for a server, else the embedded engine in ``data_dir``."""
+
+    data_dir: Path
+    url: str | None = None
+    database: str = "feedback"
+    threads: int = 4
+    connect_timeout_s: float = 10.0
+    query_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        # The database name is an identifier in DDL: allow-list it, never quote user text.
+        if not _DATABASE_NAME.fullmatch(self.database):
+            raise ValueError(f"database name {self.database!r} must match {_DATABASE_NAME.pattern}")
+
+    @property
+    def describe(self) -> str:
+        """Where the data is, without credentials, for logs."""
+        if self.url is None:
+            return f"embedded:{self.data_dir}"
+        return re.sub(r"//[^@/]*@", "//", self.url)
+
+
+class ClickHouseEngine:
+    """Runs database calls off the event loop, translating connection failures."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="clickhouse")
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._clients_lock = threading.Lock()
+
+    def connect(self, *, database: str | None) -> Client:
+        """A new client; ``database=None`` for one that may create the database."""
+        try:
+            if self.config.url is None:
+                self.config.data_dir.mkdir(parents=True, exist_ok=True)
+                return clickhouse_connect.get_client(
+                    interface="chdb", path=str(self.config.data_dir), database=database
+                )
+            return clickhouse_connect.get_client(
+                dsn=self.config.url,
+                database=database or "default",
+                connect_timeout=self.config.connect_timeout_s,
+                send_receive_timeout=self.config.query_timeout_s,
+                # Each worker thread has its own client; a shared session would serialise them.
+                autogenerate_session_id=False,
+            )
+        except OperationalError as error:
+            raise StoreUnavailableError(f"cannot reach ClickHouse at {self.config.describe}: {error}") from error
+        except ClickHouseError as error:
+            if "Cannot lock file" in str(error) or "already initialized with path" in str(error):
+                raise StoreInUseError(
+                    f"the data dir {self.config.data_dir} is in use by another process: the embedded engine "
+                    "allows one process per data dir (stop the other one, or set FEEDBACK_DATA_DIR)"
+                ) from error
+            raise
+
+    def create_database(self) -> None:
+        client = self.connect(database=None)
+        try:
+            client.command(f"CREATE DATABASE IF NOT EXISTS `{self.config.database}`")
+        finally:
+            client.close()
+
+    async def run(self, work: Callable[[Client], T]) -> T:
+        """Run ``work`` with this thread's client in the pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, work)
+
+    def _call(self, work: Callable[[Client], T]) -> T:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self.connect(database=self.config.database)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        try:
+            return work(client)
+        except OperationalError as error:
+            raise StoreUnavailableError(f"ClickHouse at {self.config.describe} is unavailable: {error}") from error
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+

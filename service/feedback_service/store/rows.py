@@ -1,0 +1,154 @@
+"""Feedback <-> rows of the ``feedback`` table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from feedback_service.domain.model import Feedback, FeedbackValue, Source, Thumb, ValueKind
+
+TABLE = "feedback"
+
+# (column, ClickHouse type) in insert order; types given so inserts skip a DESCRIBE.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project", "LowCardinality(String)"),
+    ("feedback_id", "String"),
+    ("trace_id", "String"),
+    ("span_id", "String"),
+    ("session_id", "String"),
+    ("model", "LowCardinality(String)"),
+    ("model_version", "LowCardinality(String)"),
+    ("key", "LowCardinality(String)"),
+    ("value_kind", "Enum8('none' = 0, 'thumb' = 1, 'score' = 2, 'label' = 3)"),
+    ("thumb", "Enum8('unspecified' = 0, 'up' = 1, 'down' = 2)"),
+    ("score", "Float64"),
+    ("label", "String"),
+    ("comment", "String"),
+    ("correction", "String"),
+    ("source", "Enum8('unspecified' = 0, 'user' = 1, 'reviewer' = 2, 'automated' = 3)"),
+    ("author", "String"),
+    ("metadata", "Map(String, String)"),
+    ("create_time", "DateTime64(6, 'UTC')"),
+    ("update_time", "DateTime64(6, 'UTC')"),
+    ("revision", "UInt64"),
+    ("is_deleted", "UInt8"),
+    ("create_fingerprint", "String"),
+)
+COLUMN_NAMES = [name for name, _ in COLUMNS]
+COLUMN_TYPES = [kind for _, kind in COLUMNS]
+# What reads select: the record plus the flags the store itself needs.
+SELECT_LIST = ", ".join(COLUMN_NAMES)
+
+_VALUE_KIND_NAMES = {ValueKind.NONE: "none", ValueKind.THUMB: "thumb", ValueKind.SCORE: "score", ValueKind.LABEL: "label"}
+_THUMB_NAMES = {Thumb.UNSPECIFIED: "unspecified", Thumb.UP: "up", Thumb.DOWN: "down"}
+_SOURCE_NAMES = {
+    Source.UNSPECIFIED: "unspecified",
+    Source.USER: "user",
+    Source.REVIEWER: "reviewer",
+    Source.AUTOMATED: "automated",
+}
+_VALUE_KINDS = {name: kind for kind, name in _VALUE_KIND_NAMES.items()}
+_THUMBS = {name: thumb for thumb, name in _THUMB_NAMES.items()}
+_SOURCES = {name: source for source, name in _SOURCE_NAMES.items()}
+
+
+def source_name(source: Source) -> str:
+    return _SOURCE_NAMES[source]
+
+
+def to_row(feedback: Feedback, *, fingerprint: str, deleted: bool = False) -> list[Any]:
+    value = feedback.value
+    return [
+        feedback.project,
+        feedback.feedback_id,
+        feedback.trace_id,
+        feedback.span_id,
+        feedback.session_id,
+        feedback.model,
+        feedback.model_version,
+        feedback.key,
+        _VALUE_KIND_NAMES[value.kind],
+        _THUMB_NAMES[value.thumb],
+        value.score,
+        value.label,
+        feedback.comment,
+        feedback.correction,
+        _SOURCE_NAMES[feedback.source],
+        feedback.author,
+        dict(feedback.metadata),
+        feedback.create_time,
+        feedback.update_time,
+        feedback.revision,
+        1 if deleted else 0,
+        fingerprint,
+    ]
+
+
+def _utc(moment: datetime) -> datetime:
+    # clickhouse-connect returns DateTime64(6, 'UTC') values as naive UTC datetimes.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _value_from(kind: str, thumb: str, score: float, label: str) -> FeedbackValue:
+    value_kind = _VALUE_KINDS[kind]
+    if value_kind is ValueKind.THUMB:
+        return FeedbackValue.of_thumb(_THUMBS[thumb])
+    if value_kind is ValueKind.SCORE:
+        return FeedbackValue.of_score(score)
+    if value_kind is ValueKind.LABEL:
+        return FeedbackValue.of_label(label)
+    return FeedbackValue()
+
+
+class StoredRow:
+    """A row read back: the record, whether it is a tombstone, and its create fingerprint."""
+
+    __slots__ = ("deleted", "feedback", "fingerprint")
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        (
+            project,
+            feedback_id,
+            trace_id,
+            span_id,
+            session_id,
+            model,
+            model_version,
+            key,
+            value_kind,
+            thumb,
+            score,
+            label,
+            comment,
+            correction,
+            source,
+            author,
+            metadata,
+            create_time,
+            update_time,
+            revision,
+            is_deleted,
+            fingerprint,
+        ) = row
+        self.feedback = Feedback(
+            project=project,
+            feedback_id=feedback_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            session_id=session_id,
+            model=model,
+            model_version=model_version,
+            key=key,
+            value=_value_from(value_kind, thumb, score, label),
+            comment=comment,
+            correction=correction,
+            source=_SOURCES[source],
+            author=author,
+            metadata=dict(metadata),
+            create_time=_utc(create_time),
+            update_time=_utc(update_time),
+            revision=int(revision),
+        )
+        self.deleted = bool(is_deleted)
+        self.fingerprint: str = fingerprint

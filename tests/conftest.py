@@ -1,0 +1,60 @@
+"""Shared fixtures: one real server per test session, on the embedded engine, over real gRPC.
+
+One process can hold one embedded engine path, so the session has a single
+engine dir; tests isolate themselves by project (or by database). Tests that
+need their own engine (restart, SIGTERM) run the server as a subprocess.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from feedback_proto.v1 import feedback_service_pb2_grpc
+
+from feedback_client import FeedbackClient
+from feedback_service.config import Settings
+from feedback_service.logging_setup import configure_logging
+from feedback_service.server import FeedbackServer
+
+
+@pytest.fixture(scope="session")
+def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one embedded ClickHouse data dir of this test process."""
+    return tmp_path_factory.mktemp("engine")
+
+
+@pytest.fixture(scope="session")
+async def server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
+    configure_logging(log_format="json", level="warning")
+    settings = Settings(listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database="api_tests")
+    running = FeedbackServer(settings)
+    await running.start()
+    yield running
+    await running.stop(grace_s=1)
+
+
+@pytest.fixture(scope="session")
+async def channel(server: FeedbackServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as open_channel:
+        yield open_channel
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.aio.Channel) -> feedback_service_pb2_grpc.FeedbackServiceStub:
+    return feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+async def client(server: FeedbackServer) -> AsyncIterator[FeedbackClient]:
+    async with FeedbackClient(f"127.0.0.1:{server.port}") as open_client:
+        yield open_client
+
+
+@pytest.fixture
+def project() -> str:
+    """A project of its own for each test, so tests never see each other's feedback."""
+    return f"test-{uuid.uuid4().hex[:12]}"
