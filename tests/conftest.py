@@ -13,9 +13,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from feedback_proto.v1 import feedback_service_pb2_grpc
-
 from feedback_client import FeedbackClient
+from feedback_proto.v1 import feedback_service_pb2_grpc
 from feedback_service.config import Settings
 from feedback_service.logging_setup import configure_logging
 from feedback_service.server import FeedbackServer
@@ -44,8 +43,9 @@ async def channel(server: FeedbackServer) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture(scope="session")
-def stub(channel: grpc.aio.Channel) -> feedback_service_pb2_grpc.FeedbackServiceStub:
-    return feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+def stub(channel: grpc.aio.Channel) -> feedback_service_pb2_grpc.FeedbackServiceAsyncStub:
+    # The generated stub is typed as sync or async; on an aio channel it is the async one.
+    return feedback_service_pb2_grpc.FeedbackServiceStub(channel)  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")

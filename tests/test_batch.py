@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceStub
+from feedback_service.server import FeedbackServer
 from google.rpc import code_pb2, error_details_pb2
 
-from feedback_service.server import FeedbackServer
 from tests.helpers import field_violations, thumbs_up
+
+if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
+    from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub as FeedbackServiceStub
 
 
 async def test_one_bad_item_does_not_sink_the_batch(stub: FeedbackServiceStub, project: str) -> None:
@@ -25,7 +28,10 @@ async def test_one_bad_item_does_not_sink_the_batch(stub: FeedbackServiceStub, p
     assert any(detail.Unpack(bad_request) for detail in error.details)
     assert [v.field for v in bad_request.field_violations] == ["feedback.score"]
     assert [r.feedback.feedback_id for i, r in enumerate(response.results) if i != 2] == [
-        "item-0", "item-1", "item-3", "item-4",
+        "item-0",
+        "item-1",
+        "item-3",
+        "item-4",
     ]
     listed = await stub.ListFeedback(pb.ListFeedbackRequest(project=project))
     assert sorted(f.feedback_id for f in listed.feedback) == ["item-0", "item-1", "item-3", "item-4"]

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceStub
 
 from tests.helpers import thumbs_up
 
+if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
+    from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub as FeedbackServiceStub
+
 
 async def create(stub: FeedbackServiceStub, feedback: feedback_pb2.Feedback) -> feedback_pb2.Feedback:
-    return (await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback))).feedback
+    response: pb.CreateFeedbackResponse = await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback))
+    return response.feedback
 
 
 async def count(stub: FeedbackServiceStub, project: str) -> int:
@@ -68,7 +72,9 @@ async def test_create_returns_the_stored_record_with_server_fields(stub: Feedbac
         {"correction": "only a correction"},
     ],
 )
-async def test_each_kind_of_feedback_round_trips(stub: FeedbackServiceStub, project: str, value: dict[str, object]) -> None:
+async def test_each_kind_of_feedback_round_trips(
+    stub: FeedbackServiceStub, project: str, value: dict[str, object]
+) -> None:
     sent = feedback_pb2.Feedback(project=project, trace_id="t-1", key="quality", **value)  # type: ignore[arg-type]
     stored = await create(stub, sent)
     fetched = (await stub.GetFeedback(pb.GetFeedbackRequest(project=project, feedback_id=stored.feedback_id))).feedback

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tests.helpers import field_violations, thumbs_up
+
+if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
+    from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub as FeedbackServiceStub
 
 
 async def test_get_of_a_missing_feedback_is_not_found(stub: FeedbackServiceStub, project: str) -> None:

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 import pytest
 from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceStub
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.helpers import field_violations, thumbs_up
 
+if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
+    from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub as FeedbackServiceStub
+
 
 async def _create(stub: FeedbackServiceStub, feedback: feedback_pb2.Feedback) -> feedback_pb2.Feedback:
-    return (await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback))).feedback
+    response: pb.CreateFeedbackResponse = await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback))
+    return response.feedback
 
 
-async def _update(
-    stub: FeedbackServiceStub, feedback: feedback_pb2.Feedback, *paths: str
-) -> feedback_pb2.Feedback:
+async def _update(stub: FeedbackServiceStub, feedback: feedback_pb2.Feedback, *paths: str) -> feedback_pb2.Feedback:
     request = pb.UpdateFeedbackRequest(feedback=feedback, update_mask=FieldMask(paths=list(paths)))
-    return (await stub.UpdateFeedback(request)).feedback
+    response: pb.UpdateFeedbackResponse = await stub.UpdateFeedback(request)
+    return response.feedback
 
 
 async def test_update_changes_masked_fields_and_bumps_revision(stub: FeedbackServiceStub, project: str) -> None:
@@ -34,7 +38,7 @@ async def test_update_changes_masked_fields_and_bumps_revision(stub: FeedbackSer
     assert updated.revision == 2
     assert updated.create_time == original.create_time
     assert updated.update_time.ToMicroseconds() > original.update_time.ToMicroseconds()
-    fetched = (await stub.GetFeedback(pb.GetFeedbackRequest(project=project, feedback_id=original.feedback_id)))
+    fetched = await stub.GetFeedback(pb.GetFeedbackRequest(project=project, feedback_id=original.feedback_id))
     assert fetched.feedback == updated
     listed = await stub.ListFeedback(pb.ListFeedbackRequest(project=project))
     assert list(listed.feedback) == [updated]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceStub
 
 from tests.helpers import field_violations, thumbs_up
+
+if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
+    from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub as FeedbackServiceStub
 
 # (what is wrong, fields to set on a valid thumbs-up, violated field, words in its description)
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
@@ -105,5 +107,7 @@ async def test_limits_are_inclusive(stub: FeedbackServiceStub, project: str) -> 
 
 async def test_score_extremes_that_are_finite_are_accepted(stub: FeedbackServiceStub, project: str) -> None:
     for score in (1.7976931348623157e308, -0.0, 5e-324):
-        stored = (await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project, score=score)))).feedback
+        stored = (
+            await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project, score=score)))
+        ).feedback
         assert stored.score == score

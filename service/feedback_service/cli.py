@@ -42,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         ("serve", "migrate the database, then run the gRPC server until SIGTERM/SIGINT"),
         ("migrate", "create the database and apply pending schema migrations, then exit"),
     ):
-        command = commands.add_parser(name, help=summary, description=summary, epilog=_EXAMPLES,
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=_EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         add_arguments(command)
     return parser
 

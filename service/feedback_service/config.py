@@ -97,7 +97,9 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("clickhouse_database", "FEEDBACK_CLICKHOUSE_DATABASE", str, "ClickHouse database (created if missing)"),
     Option("db_threads", "FEEDBACK_DB_THREADS", _positive_int, "worker threads for database calls"),
-    Option("batch_max_rows", "FEEDBACK_BATCH_MAX_ROWS", _positive_int, "most rows the micro-batcher puts in one insert"),
+    Option(
+        "batch_max_rows", "FEEDBACK_BATCH_MAX_ROWS", _positive_int, "most rows the micro-batcher puts in one insert"
+    ),
     Option(
         "batch_max_delay_ms",
         "FEEDBACK_BATCH_MAX_DELAY_MS",
@@ -116,7 +118,9 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative_float,
         "seconds in-flight calls get to finish on SIGTERM/SIGINT",
     ),
-    Option("log_format", "FEEDBACK_LOG_FORMAT", _choice("auto", "json", "console"), "auto = console on a TTY, else JSON"),
+    Option(
+        "log_format", "FEEDBACK_LOG_FORMAT", _choice("auto", "json", "console"), "auto = console on a TTY, else JSON"
+    ),
     Option("log_level", "FEEDBACK_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "minimum log level"),
 )
 

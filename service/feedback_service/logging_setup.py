@@ -34,9 +34,7 @@ def configure_logging(*, log_format: str = "auto", level: str = "info") -> None:
     final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if not console:
         final.append(structlog.processors.format_exc_info)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[*final, renderer])
-    )
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[*final, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

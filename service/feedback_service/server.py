@@ -65,9 +65,7 @@ class FeedbackServer:
         servicer = FeedbackServicer(FeedbackOperations(self.store))
         feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
         try:
             self.port = self._server.add_insecure_port(self.settings.listen)
         except RuntimeError as error:

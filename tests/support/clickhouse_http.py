@@ -29,9 +29,10 @@ itself. It follows the real server where a client can tell the difference:
   errors.
 
 Not supported: external data tables (multipart file parts), the native
-``compress``/``decompress`` block format, brotli, and progress headers. The
-``client_protocol_version`` parameter is ignored, as a proxy in front of
-ClickHouse may do, so clients fall back to protocol version 0.
+``compress``/``decompress`` block format, brotli, progress headers, and the
+read-only mode of GET requests. Responses are sent whole, as with
+``wait_end_of_query=1``. The ``client_protocol_version`` parameter is ignored,
+as a proxy in front of ClickHouse may do, so clients use protocol version 0.
 
 A process can host one chdb engine path only. The fixture must be given the
 path the code under test opens with ``get_client(interface="chdb", path=...)``
@@ -53,7 +54,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
@@ -64,7 +65,7 @@ from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import chdb
-import lz4.frame
+import lz4.frame  # type: ignore[import-untyped]
 from clickhouse_connect.driver._chdbclient import build_connection_string
 
 if sys.version_info >= (3, 14):
@@ -281,20 +282,28 @@ def _content_type(fmt: str | None) -> str:
     return "text/plain; charset=UTF-8"
 
 
+def _tokens(sql: bytes) -> Iterator[tuple[str | None, bytes, re.Match[bytes]]]:
+    """The tokens of ``sql`` as (kind, upper-cased text, match), comments and
+    whitespace left out. Every byte matches some alternative, so the tokens
+    are contiguous; callers stop before reaching any binary insert data."""
+    for token in _TOKEN_RE.finditer(sql):
+        if token.lastgroup != "skip":
+            yield token.lastgroup, token.group().upper(), token
+
+
+def _first_keyword(sql: bytes) -> bytes:
+    return next((word for kind, word, _ in _tokens(sql) if kind == "word"), b"")
+
+
 def _split_insert(sql: bytes) -> tuple[str, str, bytes] | None:
     """Split ``INSERT ... FORMAT <fmt> <data>`` into the statement, the format
     and the data, where ClickHouse's parser would (ParserInsertQuery); None
     for any other statement, VALUES and INSERT ... SELECT included."""
-    depth, first_word = 0, True
-    # Every byte matches some alternative, so the tokens are contiguous; the
-    # scan stops at the FORMAT clause, before any binary data
-    for token in _TOKEN_RE.finditer(sql):
-        kind, word = token.lastgroup, token.group().upper()
-        if kind == "word" and first_word:
-            if word != b"INSERT":
-                return None
-            first_word = False
-        elif kind == "open":
+    if _first_keyword(sql) != b"INSERT":
+        return None
+    depth = 0
+    for kind, word, token in _tokens(sql):
+        if kind == "open":
             depth += 1
         elif kind == "close":
             depth -= 1
@@ -362,7 +371,6 @@ def _authenticate(headers: Message, params: Mapping[str, str]) -> None:
 
 @dataclass
 class _Request:
-    method: str
     params: dict[str, str]
     headers: Message
     body: bytes
@@ -383,6 +391,11 @@ class _Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     expires_at: float = 0.0
     broken: bool = False
+    # The session's own database and setting assignments, to put back after
+    # a request overrides them; learnt on first use, forgotten after a SET or
+    # USE statement of the session itself
+    own_database: str = ""
+    own_settings: dict[str, str] = field(default_factory=dict)
 
 
 def _run(conn: Any, sql: str | bytes, fmt: str, params: Mapping[str, str] | None = None) -> Any:
@@ -401,6 +414,9 @@ class _Engine:
         self._conn_str = build_connection_string(engine_path, None)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
+        # chdb shuts the engine down when its last handle closes, dropping
+        # Memory tables and making the next connect slow; this one stays open
+        self._pinned: Any = None
         self.version = ""
         self.timezone = ""
 
@@ -411,11 +427,13 @@ class _Engine:
             raise _ClickHouseError.from_exception(error) from error
 
     def open(self) -> None:
-        conn = self.connect()
+        pinned = self.connect()
         try:
-            self.version, self.timezone = _run(conn, "SELECT version(), timezone()", "TSV").bytes().decode().split()
-        finally:
-            conn.close()
+            self.version, self.timezone = _run(pinned, "SELECT version(), timezone()", "TSV").bytes().decode().split()
+        except _ClickHouseError:
+            pinned.close()
+            raise
+        self._pinned = pinned
 
     def close(self) -> None:
         with self._lock:
@@ -423,6 +441,7 @@ class _Engine:
         for session in sessions:
             with session.lock:  # lets an in-flight request finish first
                 session.conn.close()
+        self._pinned.close()
 
     def execute(self, request: _Request) -> _Result:
         session_id = request.params.get("session_id")
@@ -471,60 +490,66 @@ class _Engine:
 
     def _execute_on(self, conn: Any, request: _Request, session: _Session | None) -> _Result:
         params, headers = request.params, request.headers
+        sql = params.get("query", "").encode() + request.body
         database = headers.get("X-ClickHouse-Database") or params.get("database")
         settings = {k: v for k, v in params.items() if k not in _RESERVED_PARAMS and not k.startswith("param_")}
         for name in settings:
             if not _SETTING_NAME_RE.fullmatch(name):
                 raise _ClickHouseError.new(115, "UNKNOWN_SETTING", f"Unknown setting '{name}'")
-        # URL settings and the database apply to this request only, so a
-        # session gets its own values back afterwards
-        restore = self._snapshot(conn, settings) if session is not None and (settings or database) else []
+        if session is not None:
+            self._learn_session_state(conn, session, settings)
         try:
             if database:
                 _run(conn, f"USE {_quote_identifier(database)}", "TSV")
             if settings:
                 _run(conn, "SET " + ", ".join(f"{k} = {_quote(v)}" for k, v in settings.items()), "TSV")
-            return self._run_statement(conn, request)
+            return self._run_statement(conn, sql, request)
         finally:
-            if session is not None and not self._restore(conn, restore):
-                # Keeping a session whose state is unknown would leak this
-                # request's settings into the next one
-                session.broken = True
+            if session is not None:
+                self._restore_session_state(conn, session, settings, database=database, sql=sql)
 
     @staticmethod
-    def _snapshot(conn: Any, settings: Mapping[str, str]) -> list[str]:
-        """Statements that put back the current database and the values of
-        the given settings."""
-        names = ", ".join(_quote(name) for name in settings) or "''"
+    def _learn_session_state(conn: Any, session: _Session, settings: Mapping[str, str]) -> None:
+        missing = [name for name in settings if name not in session.own_settings]
+        if not missing and session.own_database:
+            return
+        names = ", ".join(_quote(name) for name in missing) or "''"
+        # system.settings takes milliseconds to build, hence learning once
         rows = _run(
             conn,
             "SELECT currentDatabase() AS db, '' AS name, '' AS value, 0 AS changed UNION ALL "
             f"SELECT currentDatabase(), name, value, changed FROM system.settings WHERE name IN ({names})",
             "JSONEachRow",
         )
-        statements, assignments = [], []
         for line in rows.bytes().splitlines():
             row = json.loads(line)
-            if not row["name"]:
-                statements.append(f"USE {_quote_identifier(row['db'])}")
-            else:
-                assignments.append(f"{row['name']} = {_quote(row['value']) if row['changed'] else 'DEFAULT'}")
-        if assignments:
-            statements.append("SET " + ", ".join(assignments))
-        return statements
+            session.own_database = row["db"]
+            if row["name"]:
+                own_value = _quote(row["value"]) if row["changed"] else "DEFAULT"
+                session.own_settings[row["name"]] = f"{row['name']} = {own_value}"
 
     @staticmethod
-    def _restore(conn: Any, statements: list[str]) -> bool:
+    def _restore_session_state(
+        conn: Any, session: _Session, settings: Mapping[str, str], *, database: str | None, sql: bytes
+    ) -> None:
+        """URL settings and the database apply to one request only (real
+        ClickHouse sets them on the query context, not the session)."""
+        statements = [f"USE {_quote_identifier(session.own_database)}"] if database else []
+        assignments = [session.own_settings[name] for name in settings if name in session.own_settings]
+        if assignments:
+            statements.append("SET " + ", ".join(assignments))
         try:
             for statement in statements:
                 _run(conn, statement, "TSV")
         except _ClickHouseError:
-            return False
-        return True
+            # A session in an unknown state would leak this request's values
+            session.broken = True
+        if _first_keyword(sql) in (b"SET", b"USE"):
+            session.own_database = ""
+            session.own_settings.clear()
 
-    def _run_statement(self, conn: Any, request: _Request) -> _Result:
+    def _run_statement(self, conn: Any, sql: bytes, request: _Request) -> _Result:
         params, headers = request.params, request.headers
-        sql = params.get("query", "").encode() + request.body
         if not sql.strip():
             raise _ClickHouseError.new(62, "SYNTAX_ERROR", "Empty query")
         insert = _split_insert(sql)
@@ -637,7 +662,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         url = urlsplit(self.path)
-        raw_body = self._read_body()
+        try:
+            raw_body = self._read_body()
+        except ValueError:
+            # The client gave up mid-body, e.g. its insert failed while streaming
+            self.close_connection = True
+            return
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         if url.path == "/ping" or (url.path == "/" and self.command == "GET" and "query" not in params):
             self._respond(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
@@ -657,7 +687,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = b""
             if params.get("decompress") in ("1", "true"):
                 raise _ClickHouseError.new(48, "NOT_IMPLEMENTED", "decompress=1 is not supported by the test fixture")
-            result = engine.execute(_Request(self.command, params, self.headers, body))
+            result = engine.execute(_Request(params, self.headers, body))
         except Exception as error:
             # Every failure is reported the way ClickHouse reports one
             failure = _ClickHouseError.from_exception(error)

@@ -81,15 +81,16 @@ def _time(stamp: Timestamp, name: str) -> datetime:
 
 
 def feedback_filter(request: feedback_service_pb2.ListFeedbackRequest) -> FeedbackFilter:
-    if request.source not in Source.__members__.values():
-        raise InvalidArgumentError([FieldViolation("source", f"unknown source {request.source}")])
+    source = int(request.source)
+    if source not in Source.__members__.values():
+        raise InvalidArgumentError([FieldViolation("source", f"unknown source {source}")])
     return FeedbackFilter(
         project=request.project,
         trace_id=request.trace_id,
         model=request.model,
         model_version=request.model_version,
         key=request.key,
-        source=None if request.source == Source.UNSPECIFIED else Source(request.source),
+        source=None if source == Source.UNSPECIFIED else Source(source),
         author=request.author,
         start_time=_time(request.start_time, "start_time") if request.HasField("start_time") else None,
         end_time=_time(request.end_time, "end_time") if request.HasField("end_time") else None,

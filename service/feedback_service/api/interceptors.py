@@ -16,8 +16,8 @@ from feedback_service.domain.errors import FeedbackServiceError
 
 _log = structlog.get_logger("feedback_service.rpc")
 
-UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
-StreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 
 class _Call:
@@ -28,12 +28,12 @@ class _Call:
         self.started = time.perf_counter()
         self.code = grpc.StatusCode.OK
 
-    async def fail(self, context: grpc.aio.ServicerContext[Any, Any], error: BaseException) -> None:
+    async def fail(self, context: grpc.aio.ServicerContext, error: BaseException) -> None:
         if isinstance(error, FeedbackServiceError):
             self.code = grpc_code(error)
             await context.abort_with_status(rpc_status.to_status(status_proto(error)))
         if isinstance(error, grpc.aio.AbortError):  # the servicer aborted with its own status
-            self.code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[no-untyped-call]
+            self.code = context.code() or grpc.StatusCode.UNKNOWN
             return
         self.code = grpc.StatusCode.INTERNAL
         _log.exception("rpc_failed", method=self.method)
@@ -45,7 +45,7 @@ class _Call:
 
 
 def _wrap_unary(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method)
         try:
             return await behavior(request, context)
@@ -62,7 +62,7 @@ def _wrap_unary(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
 
 
 def _wrap_stream(method: str, behavior: StreamBehavior) -> StreamBehavior:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method)
         try:
             async for response in behavior(request, context):
@@ -79,7 +79,7 @@ def _wrap_stream(method: str, behavior: StreamBehavior) -> StreamBehavior:
     return wrapped
 
 
-class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):
+class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpcio is untyped
     """Lets servicers raise domain errors; every RPC ends in exactly one log line."""
 
     async def intercept_service(
@@ -88,7 +88,7 @@ class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         if handler is None or not method.startswith("/feedback."):
             return handler  # health and reflection keep their own behaviour
         if handler.unary_unary is not None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
-import grpc
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_proto.v1 import feedback_service_pb2_grpc
 
 from feedback_service.api.convert import feedback_filter, feedback_input, feedback_message
 from feedback_service.api.errors import status_proto
+from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.domain.operations import FeedbackOperations
 
-Context = grpc.aio.ServicerContext[Any, Any]
+# grpcio is untyped: the context is Any to mypy, named here for readers.
+Context: TypeAlias = Any
 
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
@@ -29,7 +30,7 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         outcomes = await self._operations.batch_create([feedback_input(item) for item in request.feedback])
         results = [
             pb.BatchCreateFeedbackResult(error=status_proto(outcome))
-            if isinstance(outcome, Exception)
+            if isinstance(outcome, FeedbackServiceError)
             else pb.BatchCreateFeedbackResult(feedback=feedback_message(outcome))
             for outcome in outcomes
         ]

@@ -86,7 +86,5 @@ def decode_page_token(token: str, list_filter: FeedbackFilter) -> PageCursor | N
     if not valid:
         raise InvalidArgumentError([FieldViolation("page_token", "is not a token returned by ListFeedback")])
     if digest != list_filter.digest():
-        raise InvalidArgumentError(
-            [FieldViolation("page_token", "was issued for a request with different filters")]
-        )
+        raise InvalidArgumentError([FieldViolation("page_token", "was issued for a request with different filters")])
     return PageCursor(create_time_us=create_time_us, feedback_id=feedback_id)

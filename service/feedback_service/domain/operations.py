@@ -90,9 +90,7 @@ class FeedbackOperations:
             raise NotFoundError(f"feedback {feedback_id!r} not found in project {project!r}")
         return found
 
-    async def list(
-        self, list_filter: FeedbackFilter, *, page_size: int, page_token: str
-    ) -> tuple[list[Feedback], str]:
+    async def list(self, list_filter: FeedbackFilter, *, page_size: int, page_token: str) -> tuple[list[Feedback], str]:
         """A page of feedback, newest first, and the token of the next page ('' at the end)."""
         found = ViolationCollector()
         check_project(list_filter.project, found)
@@ -103,7 +101,7 @@ class FeedbackOperations:
         limit = effective_page_size(page_size)
         after = decode_page_token(page_token, list_filter)
         # One extra row tells whether another page exists without a count query.
-        rows = await self._store.list(list_filter, after, limit + 1)
+        rows = await self._store.list_feedback(list_filter, after, limit + 1)
         if len(rows) <= limit:
             return rows, ""
         page = rows[:limit]
@@ -150,8 +148,6 @@ def _check_identity(project: str, feedback_id: str, *, prefix: str = "") -> None
     check_project(project, found)
     check_feedback_id(feedback_id, found, required=True)
     found.raise_if_any()
-
-
 
 
 def _resolve(outcome: CreateOutcome) -> Feedback:

@@ -46,7 +46,7 @@ class FeedbackStore(Protocol):
         """The current revision, or None when absent or deleted."""
         ...
 
-    async def list(self, list_filter: FeedbackFilter, after: PageCursor | None, limit: int) -> list[Feedback]:
+    async def list_feedback(self, list_filter: FeedbackFilter, after: PageCursor | None, limit: int) -> list[Feedback]:
         """Matching feedback, newest first, strictly after the cursor."""
         ...
 

@@ -186,4 +186,3 @@ def validate_new_feedback(draft: FeedbackInput, *, prefix: str = "feedback") -> 
         author=draft.author,
         metadata=dict(draft.metadata),
     )
-

@@ -66,9 +66,7 @@ class MicroBatcher(Generic[Item, Result]):
             raise QueueFullError(
                 f"the write queue is full ({self._queued_rows} rows waiting); retry after a short backoff"
             )
-        request: _Request[Item, Result] = _Request(
-            items, asyncio.get_running_loop().create_future(), time.monotonic()
-        )
+        request: _Request[Item, Result] = _Request(items, asyncio.get_running_loop().create_future(), time.monotonic())
         self._pending.append(request)
         self._queued_rows += len(items)
         self._wakeup.set()

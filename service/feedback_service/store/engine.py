@@ -118,4 +118,3 @@ class ClickHouseEngine:
             clients, self._clients = self._clients, []
         for client in clients:
             client.close()
-

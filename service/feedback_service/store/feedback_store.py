@@ -68,7 +68,7 @@ class ClickHouseFeedbackStore:
         row = latest.get((project, feedback_id))
         return None if row is None or row.deleted else row.feedback
 
-    async def list(self, list_filter: FeedbackFilter, after: PageCursor | None, limit: int) -> list[Feedback]:
+    async def list_feedback(self, list_filter: FeedbackFilter, after: PageCursor | None, limit: int) -> list[Feedback]:
         sql, parameters = _list_query(list_filter, after, limit)
         result = await self._engine.run(lambda client: client.query(sql, parameters=parameters).result_rows)
         return [StoredRow(row).feedback for row in result]

@@ -75,7 +75,8 @@ def apply_migrations(client: Client, migrations: list[Migration] | None = None) 
     """Apply what is not applied yet, in order; returns what was applied (empty when up to date)."""
     migrations = load_migrations() if migrations is None else migrations
     client.command(LEDGER_DDL)
-    applied = dict(client.query("SELECT version, checksum FROM schema_migrations FINAL").result_rows)
+    rows = client.query("SELECT version, checksum FROM schema_migrations FINAL").result_rows
+    applied: dict[int, str] = {int(version): str(checksum) for version, checksum in rows}
     known = {m.version: m for m in migrations}
     newer = sorted(set(applied) - set(known))
     if newer:

@@ -40,7 +40,12 @@ COLUMN_TYPES = [kind for _, kind in COLUMNS]
 # What reads select: the record plus the flags the store itself needs.
 SELECT_LIST = ", ".join(COLUMN_NAMES)
 
-_VALUE_KIND_NAMES = {ValueKind.NONE: "none", ValueKind.THUMB: "thumb", ValueKind.SCORE: "score", ValueKind.LABEL: "label"}
+_VALUE_KIND_NAMES = {
+    ValueKind.NONE: "none",
+    ValueKind.THUMB: "thumb",
+    ValueKind.SCORE: "score",
+    ValueKind.LABEL: "label",
+}
 _THUMB_NAMES = {Thumb.UNSPECIFIED: "unspecified", Thumb.UP: "up", Thumb.DOWN: "down"}
 _SOURCE_NAMES = {
     Source.UNSPECIFIED: "unspecified",

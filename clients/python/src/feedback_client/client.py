@@ -56,11 +56,10 @@ class FeedbackClient:
     async def create(self, feedback: feedback_pb2.Feedback) -> feedback_pb2.Feedback:
         """Store feedback; returns it as stored. Set ``feedback_id`` to make retries safe."""
         request = feedback_service_pb2.CreateFeedbackRequest(feedback=feedback)
-        return (await self._call(self._stub.CreateFeedback, request)).feedback
+        response: feedback_service_pb2.CreateFeedbackResponse = await self._call(self._stub.CreateFeedback, request)
+        return response.feedback
 
-    async def batch_create(
-        self, items: Sequence[feedback_pb2.Feedback]
-    ) -> list[feedback_pb2.Feedback | FeedbackError]:
+    async def batch_create(self, items: Sequence[feedback_pb2.Feedback]) -> list[feedback_pb2.Feedback | FeedbackError]:
         """Store up to 1,000 items; one result per item: the stored feedback or its error."""
         request = feedback_service_pb2.BatchCreateFeedbackRequest(feedback=items)
         response = await self._call(self._stub.BatchCreateFeedback, request)
@@ -71,12 +70,17 @@ class FeedbackClient:
 
     async def get(self, project: str, feedback_id: str) -> feedback_pb2.Feedback:
         request = feedback_service_pb2.GetFeedbackRequest(project=project, feedback_id=feedback_id)
-        return (await self._call(self._stub.GetFeedback, request)).feedback
+        response: feedback_service_pb2.GetFeedbackResponse = await self._call(self._stub.GetFeedback, request)
+        return response.feedback
 
-    async def list_page(self, request: feedback_service_pb2.ListFeedbackRequest) -> feedback_service_pb2.ListFeedbackResponse:
+    async def list_page(
+        self, request: feedback_service_pb2.ListFeedbackRequest
+    ) -> feedback_service_pb2.ListFeedbackResponse:
         return await self._call(self._stub.ListFeedback, request)
 
-    async def iter_feedback(self, request: feedback_service_pb2.ListFeedbackRequest) -> AsyncIterator[feedback_pb2.Feedback]:
+    async def iter_feedback(
+        self, request: feedback_service_pb2.ListFeedbackRequest
+    ) -> AsyncIterator[feedback_pb2.Feedback]:
         """Every matching feedback, newest first, fetching pages as needed."""
         page_request = feedback_service_pb2.ListFeedbackRequest()
         page_request.CopyFrom(request)
@@ -90,8 +94,11 @@ class FeedbackClient:
 
     async def update(self, feedback: feedback_pb2.Feedback, paths: Iterable[str] = ()) -> feedback_pb2.Feedback:
         """Change the fields named in ``paths`` (all set fields when empty); returns the new revision."""
-        request = feedback_service_pb2.UpdateFeedbackRequest(feedback=feedback, update_mask=FieldMask(paths=list(paths)))
-        return (await self._call(self._stub.UpdateFeedback, request)).feedback
+        request = feedback_service_pb2.UpdateFeedbackRequest(
+            feedback=feedback, update_mask=FieldMask(paths=list(paths))
+        )
+        response: feedback_service_pb2.UpdateFeedbackResponse = await self._call(self._stub.UpdateFeedback, request)
+        return response.feedback
 
     async def delete(self, project: str, feedback_id: str) -> None:
         request = feedback_service_pb2.DeleteFeedbackRequest(project=project, feedback_id=feedback_id)
