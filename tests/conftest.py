@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from feedback_client import FeedbackClient
 from feedback_proto.v1 import feedback_service_pb2_grpc
 from feedback_service.config import Settings

@@ -6,8 +6,9 @@ import uuid
 from typing import Any
 
 import grpc
-from feedback_proto.v1 import feedback_pb2
 from google.rpc import error_details_pb2, status_pb2
+
+from feedback_proto.v1 import feedback_pb2
 
 
 def thumbs_up(project: str, **fields: Any) -> feedback_pb2.Feedback:

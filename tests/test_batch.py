@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_service.server import FeedbackServer
 from google.rpc import code_pb2, error_details_pb2
 
+from feedback_proto.v1 import feedback_service_pb2 as pb
+from feedback_service.server import FeedbackServer
 from tests.helpers import field_violations, thumbs_up
 
 if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs

@@ -9,19 +9,19 @@ where the data itself is the point.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 import pytest
 import urllib3
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from clickhouse_connect.driver.summary import QuerySummary
 
 from tests.support.clickhouse_http import ClickHouseHttpFixture
@@ -44,22 +44,12 @@ CREATE TABLE {FEEDBACK} (
 ) ENGINE = ReplacingMergeTree(version) ORDER BY (project, id)
 """
 MALICIOUS = "'; DROP TABLE feedback; --"
-_ENGINE_IN_USE = re.compile(r"already initialized with path '([^']+)'")
 
 
 @pytest.fixture(scope="session")
-def http_fixture_engine_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The chdb engine path of these tests. A process hosts one engine path
-    at a time, so when other tests already hold one open, share theirs."""
-    path = str(tmp_path_factory.mktemp("clickhouse-http-fixture"))
-    try:
-        clickhouse_connect.get_client(interface="chdb", path=path).close()
-    except ProgrammingError as error:
-        in_use = _ENGINE_IN_USE.search(str(error))
-        if in_use is None:
-            raise
-        return in_use.group(1)
-    return path
+def http_fixture_engine_path(engine_dir: Path) -> str:
+    """The session's one embedded engine (a process hosts one engine path at a time)."""
+    return str(engine_dir)
 
 
 @pytest.fixture(scope="module")

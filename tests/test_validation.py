@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
+
 from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
-
 from tests.helpers import field_violations, thumbs_up
 
 if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs

@@ -7,10 +7,10 @@ import signal
 
 import grpc
 import structlog
-from feedback_proto.v1 import feedback_service_pb2, feedback_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from feedback_proto.v1 import feedback_service_pb2, feedback_service_pb2_grpc
 from feedback_service.api.interceptors import ErrorAndLoggingInterceptor
 from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings

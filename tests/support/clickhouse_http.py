@@ -596,8 +596,8 @@ class _Server(ThreadingHTTPServer):
     # make the kernel drop SYNs and stall a connect by a second
     request_queue_size = 128
 
-    def __init__(self, engine: _Engine) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, engine: _Engine, port: int) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.engine = engine
         self.display_name = socket.gethostname()
         self._connections: set[socket.socket] = set()
@@ -719,10 +719,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class ClickHouseHttpFixture:
     """A ClickHouse HTTP endpoint on 127.0.0.1 backed by the chdb engine at
-    ``engine_path``; use as a context manager or call start() and stop()."""
+    ``engine_path``; use as a context manager or call start() and stop().
+    ``port`` 0 picks a free port; a fixed one lets a test bring a stopped
+    endpoint back where its clients expect it."""
 
-    def __init__(self, engine_path: str) -> None:
+    def __init__(self, engine_path: str, port: int = 0) -> None:
         self._engine = _Engine(engine_path)
+        self._requested_port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -731,7 +734,7 @@ class ClickHouseHttpFixture:
             raise RuntimeError("the ClickHouse HTTP fixture is already running")
         # Opening the engine first surfaces a conflicting engine path here
         self._engine.open()
-        self._server = _Server(self._engine)
+        self._server = _Server(self._engine, self._requested_port)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="clickhouse-http", daemon=True
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
 from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
 from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
 from feedback_service.domain.model import Feedback, FeedbackInput, Source, ValueKind

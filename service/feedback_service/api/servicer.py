@@ -6,7 +6,6 @@ from typing import Any, TypeAlias
 
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_proto.v1 import feedback_service_pb2_grpc
-
 from feedback_service.api.convert import feedback_filter, feedback_input, feedback_message
 from feedback_service.api.errors import status_proto
 from feedback_service.domain.errors import FeedbackServiceError

@@ -82,17 +82,15 @@ class MicroBatcher(Generic[Item, Result]):
 
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
             if not self._pending:
                 if self._closing:
                     return
+                # Decide on state, not on the event: a wake-up set while busy is never lost.
+                self._wakeup.clear()
+                await self._wakeup.wait()
                 continue
             await self._linger()
-            batch = self._take_batch()
-            await self._flush_batch(batch)
-            if self._pending:
-                self._wakeup.set()
+            await self._flush_batch(self._take_batch())
 
     async def _linger(self) -> None:
         """Wait briefly for more rows unless the batch is already full."""

@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import clickhouse_connect
+import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from feedback_service.domain.errors import StoreInUseError, StoreUnavailableError
+from feedback_service.store import data_dir_lock
 
 T = TypeVar("T")
+_log = structlog.get_logger("feedback_service.store")
 
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
@@ -61,12 +64,12 @@ class ClickHouseEngine:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
+        self._data_dir_lock = None if config.url else data_dir_lock.acquire(config.data_dir)
 
     def connect(self, *, database: str | None) -> Client:
         """A new client; ``database=None`` for one that may create the database."""
         try:
             if self.config.url is None:
-                self.config.data_dir.mkdir(parents=True, exist_ok=True)
                 return clickhouse_connect.get_client(
                     interface="chdb", path=str(self.config.data_dir), database=database
                 )
@@ -79,12 +82,12 @@ class ClickHouseEngine:
                 autogenerate_session_id=False,
             )
         except OperationalError as error:
-            raise StoreUnavailableError(f"cannot reach ClickHouse at {self.config.describe}: {error}") from error
+            raise self._unavailable(error) from error
         except ClickHouseError as error:
-            if "Cannot lock file" in str(error) or "already initialized with path" in str(error):
+            if "already initialized with path" in str(error):
                 raise StoreInUseError(
-                    f"the data dir {self.config.data_dir} is in use by another process: the embedded engine "
-                    "allows one process per data dir (stop the other one, or set FEEDBACK_DATA_DIR)"
+                    f"this process already runs the embedded engine on another data dir; it cannot also open "
+                    f"{self.config.data_dir}"
                 ) from error
             raise
 
@@ -110,7 +113,12 @@ class ClickHouseEngine:
         try:
             return work(client)
         except OperationalError as error:
-            raise StoreUnavailableError(f"ClickHouse at {self.config.describe} is unavailable: {error}") from error
+            raise self._unavailable(error) from error
+
+    def _unavailable(self, error: OperationalError) -> StoreUnavailableError:
+        # Callers get a short, safe message; the cause (hosts, driver text) goes to the log.
+        _log.warning("clickhouse_unavailable", storage=self.config.describe, error=str(error))
+        return StoreUnavailableError("the feedback store is unavailable; retry with backoff")
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -118,3 +126,6 @@ class ClickHouseEngine:
             clients, self._clients = self._clients, []
         for client in clients:
             client.close()
+        if self._data_dir_lock is not None:
+            data_dir_lock.release(self._data_dir_lock)
+            self._data_dir_lock = None

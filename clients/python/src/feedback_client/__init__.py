@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from feedback_proto.v1.feedback_pb2 import Feedback, Source, Thumb
-
 from feedback_client.client import FeedbackClient
 from feedback_client.errors import FeedbackError, FieldViolation
+from feedback_proto.v1.feedback_pb2 import Feedback, Source, Thumb
 
 try:
     __version__ = version("feedback-client")

@@ -7,10 +7,10 @@ from types import TracebackType
 from typing import TypeVar
 
 import grpc
-from feedback_proto.v1 import feedback_pb2, feedback_service_pb2, feedback_service_pb2_grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from feedback_client.errors import FeedbackError
+from feedback_proto.v1 import feedback_pb2, feedback_service_pb2, feedback_service_pb2_grpc
 
 Response = TypeVar("Response")
 
