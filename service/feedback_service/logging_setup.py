@@ -25,7 +25,8 @@ def configure_logging(*, log_format: str = "auto", level: str = "info") -> None:
         structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(sort_keys=False)
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a filtered-out line then costs no processing at all.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -126,14 +126,11 @@ class FeedbackOperations:
             await self._store.write_revision(tombstone, deleted=True)
 
     def _prepare(self, draft: FeedbackInput) -> NewFeedback:
-        feedback = validate_new_feedback(draft)
-        now = self._now()
-        stamped = dataclasses.replace(feedback, create_time=now, update_time=now, revision=1)
-        return NewFeedback(
-            feedback=stamped,
-            fingerprint=create_fingerprint(feedback),
-            check_existing=bool(draft.feedback_id),
-        )
+        feedback = validate_new_feedback(draft, now=self._now())
+        if not draft.feedback_id:
+            # A fresh server UUID has no earlier create to compare with, so no retry to recognise.
+            return NewFeedback(feedback=feedback, fingerprint="", check_existing=False)
+        return NewFeedback(feedback=feedback, fingerprint=create_fingerprint(feedback))
 
     def _now(self) -> datetime:
         return self._clock()

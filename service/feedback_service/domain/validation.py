@@ -11,6 +11,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 
 from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
 from feedback_service.domain.model import Feedback, FeedbackInput, FeedbackValue, Source, Thumb, ValueKind
@@ -149,10 +150,9 @@ def check_content(value: FeedbackValue, comment: str, correction: str, found: Vi
         found.add("value", "at least one of thumb, score, label, comment or correction must be set")
 
 
-def validate_new_feedback(draft: FeedbackInput, *, prefix: str = "feedback") -> Feedback:
-    """Check a feedback to be created and return it normalised; raise InvalidArgumentError otherwise.
-
-    An empty feedback_id is replaced by a fresh UUID.
+def validate_new_feedback(draft: FeedbackInput, *, now: datetime, prefix: str = "feedback") -> Feedback:
+    """Check a feedback to be created and return it normalised as revision 1 created ``now``;
+    raise InvalidArgumentError otherwise. An empty feedback_id is replaced by a fresh UUID.
     """
     found = ViolationCollector(prefix)
     check_project(draft.project, found)
@@ -185,4 +185,7 @@ def validate_new_feedback(draft: FeedbackInput, *, prefix: str = "feedback") -> 
         source=Source(draft.source),
         author=draft.author,
         metadata=dict(draft.metadata),
+        create_time=now,
+        update_time=now,
+        revision=1,
     )
