@@ -272,7 +272,8 @@ async def test_sigterm_during_a_burst_of_creates_loses_no_acknowledged_feedback(
     )
     print(report)
     assert exit_code == 0, f"{report}\n{first.log_text()[-5000:]}"
-    assert stop_s < grace_s + 10, report
+    # The grace bounds the drain of in-flight calls; the flush and close after it take well under a second.
+    assert stop_s < grace_s, report
     assert len(burst.acknowledged) > 100, report
     assert burst.acknowledged_in_batches > 0, report
     assert len(burst.acknowledged) > burst.acknowledged_in_batches, report
