@@ -324,6 +324,17 @@ async def test_a_second_server_on_the_same_data_dir_fails_at_start(
     assert running_server.terminate() == 0
 
 
+async def test_a_second_server_on_the_same_port_fails_at_start(tmp_path: Path, running_server: ServerProcess) -> None:
+    second = ServerProcess(tmp_path / "other-data", extra_args=["--listen", running_server.target]).launch()
+    try:
+        exit_code = await second.wait_async(timeout_s=60)
+    finally:
+        second.kill()
+    assert exit_code == 1, second.log_text()
+    assert "cannot listen on" in second.log_text()
+    assert running_server.exit_code is None
+
+
 # -- health and reflection ------------------------------------------------------------------
 
 
@@ -383,6 +394,8 @@ def test_migrate_applies_the_schema_once_and_then_has_nothing_to_do(tmp_path: Pa
         (["serve"], {"FEEDBACK_CLICKHOUSE_URL": "ftp://x"}, "FEEDBACK_CLICKHOUSE_URL"),
         (["migrate"], {"FEEDBACK_SHUTDOWN_GRACE_S": "-1"}, "FEEDBACK_SHUTDOWN_GRACE_S"),
         (["serve", "--no-such-flag"], {}, "--no-such-flag"),
+        (["serve", "--clickhouse-database", "bad-name"], {}, "--clickhouse-database"),
+        (["serve"], {"FEEDBACK_CLICKHOUSE_DATABASE": "x;y"}, "FEEDBACK_CLICKHOUSE_DATABASE"),
     ],
 )
 def test_the_cli_refuses_a_bad_setting_with_exit_code_2_naming_it(
@@ -394,6 +407,8 @@ def test_the_cli_refuses_a_bad_setting_with_exit_code_2_naming_it(
     assert "usage:" in done.stderr
     assert named in done.stderr.splitlines()[-1], done.stderr
     assert not data_dir.exists(), "a refused command must not touch storage"
+    if arguments[0] == "serve" and "--no-such-flag" not in arguments:
+        assert done.stderr.startswith("usage: feedback serve"), "the usage shown is the command's own"
 
 
 @pytest.mark.parametrize("arguments", [["--help"], ["serve", "--help"], ["migrate", "--help"]])

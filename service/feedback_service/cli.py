@@ -29,7 +29,7 @@ examples:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="feedback",
         description="Feedback service: collects feedback on AI outputs over gRPC and stores it in ClickHouse.",
@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers: dict[str, argparse.ArgumentParser] = {}
     for name, summary in (
         ("serve", "migrate the database, then run the gRPC server until SIGTERM/SIGINT"),
         ("migrate", "create the database and apply pending schema migrations, then exit"),
@@ -50,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_arguments(command)
-    return parser
+        subparsers[name] = command
+    return parser, subparsers
 
 
 async def _migrate(settings: Settings) -> None:
@@ -64,12 +66,12 @@ async def _migrate(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser, subparsers = _parser()
     arguments = parser.parse_args(argv)
     try:
         settings = load_settings(arguments)
     except ConfigError as error:
-        parser.error(str(error))
+        subparsers[arguments.command].error(str(error))  # exits 2 with the command's usage
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     log = structlog.get_logger("feedback_service.cli")
     try:

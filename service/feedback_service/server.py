@@ -51,6 +51,8 @@ class FeedbackServer:
         self._server = grpc.aio.server(
             interceptors=[ErrorAndLoggingInterceptor()],
             options=[
+                # Without this, Linux lets a second server bind the same port and split the traffic.
+                ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ],

@@ -33,8 +33,9 @@ class FeedbackServiceStub:
     google.rpc.BadRequest detail listing every bad field (field paths are
     relative to the request, e.g. "feedback.score"); a missing feedback is
     NOT_FOUND; an unreachable database is UNAVAILABLE and a full write queue is
-    RESOURCE_EXHAUSTED (both safe to retry when the request carries a
-    feedback_id). A rejected request writes nothing.
+    RESOURCE_EXHAUSTED. Calls cut off by a server shutdown end UNAVAILABLE or
+    CANCELLED. All of these are safe to retry when each created feedback
+    carries a feedback_id. A rejected request writes nothing.
     """
 
     def __init__(self, channel):
@@ -82,8 +83,9 @@ class FeedbackServiceServicer:
     google.rpc.BadRequest detail listing every bad field (field paths are
     relative to the request, e.g. "feedback.score"); a missing feedback is
     NOT_FOUND; an unreachable database is UNAVAILABLE and a full write queue is
-    RESOURCE_EXHAUSTED (both safe to retry when the request carries a
-    feedback_id). A rejected request writes nothing.
+    RESOURCE_EXHAUSTED. Calls cut off by a server shutdown end UNAVAILABLE or
+    CANCELLED. All of these are safe to retry when each created feedback
+    carries a feedback_id. A rejected request writes nothing.
     """
 
     def CreateFeedback(self, request, context):
@@ -184,8 +186,9 @@ class FeedbackService:
     google.rpc.BadRequest detail listing every bad field (field paths are
     relative to the request, e.g. "feedback.score"); a missing feedback is
     NOT_FOUND; an unreachable database is UNAVAILABLE and a full write queue is
-    RESOURCE_EXHAUSTED (both safe to retry when the request carries a
-    feedback_id). A rejected request writes nothing.
+    RESOURCE_EXHAUSTED. Calls cut off by a server shutdown end UNAVAILABLE or
+    CANCELLED. All of these are safe to retry when each created feedback
+    carries a feedback_id. A rejected request writes nothing.
     """
 
     @staticmethod

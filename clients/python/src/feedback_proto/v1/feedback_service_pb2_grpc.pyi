@@ -34,8 +34,9 @@ class FeedbackServiceStub:
     google.rpc.BadRequest detail listing every bad field (field paths are
     relative to the request, e.g. "feedback.score"); a missing feedback is
     NOT_FOUND; an unreachable database is UNAVAILABLE and a full write queue is
-    RESOURCE_EXHAUSTED (both safe to retry when the request carries a
-    feedback_id). A rejected request writes nothing.
+    RESOURCE_EXHAUSTED. Calls cut off by a server shutdown end UNAVAILABLE or
+    CANCELLED. All of these are safe to retry when each created feedback
+    carries a feedback_id. A rejected request writes nothing.
     """
 
     @_typing.overload
@@ -76,8 +77,9 @@ class FeedbackServiceAsyncStub(FeedbackServiceStub):
     google.rpc.BadRequest detail listing every bad field (field paths are
     relative to the request, e.g. "feedback.score"); a missing feedback is
     NOT_FOUND; an unreachable database is UNAVAILABLE and a full write queue is
-    RESOURCE_EXHAUSTED (both safe to retry when the request carries a
-    feedback_id). A rejected request writes nothing.
+    RESOURCE_EXHAUSTED. Calls cut off by a server shutdown end UNAVAILABLE or
+    CANCELLED. All of these are safe to retry when each created feedback
+    carries a feedback_id. A rejected request writes nothing.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -114,8 +116,9 @@ class FeedbackServiceServicer(metaclass=_abc_1.ABCMeta):
     google.rpc.BadRequest detail listing every bad field (field paths are
     relative to the request, e.g. "feedback.score"); a missing feedback is
     NOT_FOUND; an unreachable database is UNAVAILABLE and a full write queue is
-    RESOURCE_EXHAUSTED (both safe to retry when the request carries a
-    feedback_id). A rejected request writes nothing.
+    RESOURCE_EXHAUSTED. Calls cut off by a server shutdown end UNAVAILABLE or
+    CANCELLED. All of these are safe to retry when each created feedback
+    carries a feedback_id. A rejected request writes nothing.
     """
 
     @_abc_1.abstractmethod
