@@ -12,12 +12,38 @@ import structlog
 from grpc_status import rpc_status
 
 from feedback_service.api.errors import INTERNAL_STATUS, grpc_code, status_proto
-from feedback_service.domain.errors import FeedbackServiceError
+from feedback_service.domain.errors import FeedbackServiceError, FieldViolation, InvalidArgumentError
 
 _log = structlog.get_logger("feedback_service.rpc")
 
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 StreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes are not a valid message (bad wire format, bad UTF-8)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that never raises: gRPC would answer UNKNOWN; we answer INVALID_ARGUMENT."""
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as error:  # DecodeError and whatever else a parser raises
+            return _Undecodable(str(error))
+
+    return parse
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidArgumentError([FieldViolation("request", f"is not a valid message: {request.reason}")])
 
 
 class _Call:
@@ -48,6 +74,7 @@ def _wrap_unary(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Call(method)
         try:
+            _check_decoded(request)
             return await behavior(request, context)
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
@@ -65,6 +92,7 @@ def _wrap_stream(method: str, behavior: StreamBehavior) -> StreamBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = _Call(method)
         try:
+            _check_decoded(request)
             async for response in behavior(request, context):
                 yield response
         except asyncio.CancelledError:
@@ -94,13 +122,13 @@ class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
