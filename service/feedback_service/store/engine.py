@@ -51,7 +51,7 @@ class EngineConfig:
     def describe(self) -> str:
         """Where the data is, without credentials, for logs."""
         if self.url is None:
-            return f"embedded:{self.data_dir}"
+            return f"embedded:{self.data_dir.resolve()}"
         return re.sub(r"//[^@/]*@", "//", self.url)
 
 
