@@ -104,7 +104,7 @@ async def test_create_reports_new_retried_conflicting_and_deleted_ids(store: Cli
     again = await store.create([_new(first)])
     assert again[0].status is CreateStatus.EXISTING
     assert again[0].feedback == first
-    await store.write_revision(dataclasses.replace(first, revision=2), deleted=True)
+    await store.delete(project, "a", datetime.now(UTC))
     assert (await store.create([_new(first)]))[0].status is CreateStatus.DELETED
 
 
@@ -140,8 +140,10 @@ async def test_reads_see_the_latest_revision_before_any_merge(
     await engine.run(lambda client: client.command("SYSTEM STOP MERGES feedback"))
     await store.create([_new(original)])
     for revision in range(2, 6):
-        await store.write_revision(
-            dataclasses.replace(original, comment=f"r{revision}", revision=revision), deleted=False
+        await store.update(
+            project,
+            "r",
+            partial(lambda current, n: dataclasses.replace(current, comment=f"r{n}", revision=n), n=revision),
         )
     assert await _physical_rows(engine, project) == 5  # not merged: every revision is still a row
     latest = await store.get(project, "r")
@@ -149,7 +151,7 @@ async def test_reads_see_the_latest_revision_before_any_merge(
     assert (latest.revision, latest.comment) == (5, "r5")
     listed = await store.list_feedback(FeedbackFilter(project=project), None, 10)
     assert listed == [latest]
-    await store.write_revision(dataclasses.replace(latest, revision=6), deleted=True)
+    await store.delete(project, "r", datetime.now(UTC))
     assert await store.get(project, "r") is None
     assert await store.list_feedback(FeedbackFilter(project=project), None, 10) == []
     await engine.run(lambda client: client.command("SYSTEM START MERGES feedback"))

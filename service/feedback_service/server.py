@@ -14,6 +14,7 @@ from feedback_proto.v1 import feedback_service_pb2, feedback_service_pb2_grpc
 from feedback_service.api.interceptors import ErrorAndLoggingInterceptor
 from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings
+from feedback_service.domain.evaluation import EvaluationOperations
 from feedback_service.domain.operations import FeedbackOperations
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore
@@ -64,7 +65,7 @@ class FeedbackServer:
         applied = await migrate(self.engine)
         _log.info("migrated", storage=self.engine.config.describe, applied=[m.name for m in applied])
         self.store.start()
-        servicer = FeedbackServicer(FeedbackOperations(self.store))
+        servicer = FeedbackServicer(FeedbackOperations(self.store), EvaluationOperations(self.store))
         feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)

@@ -37,7 +37,7 @@ def feedback_input(message: feedback_pb2.Feedback) -> FeedbackInput:
     )
 
 
-def _timestamp(moment: datetime | None) -> Timestamp | None:
+def timestamp_of(moment: datetime | None) -> Timestamp | None:
     if moment is None:
         return None
     micros = micros_since_epoch(moment)
@@ -59,8 +59,8 @@ def feedback_message(feedback: Feedback) -> feedback_pb2.Feedback:
         source=feedback_pb2.Source.ValueType(int(feedback.source)),
         author=feedback.author,
         metadata=dict(feedback.metadata),
-        create_time=_timestamp(feedback.create_time),
-        update_time=_timestamp(feedback.update_time),
+        create_time=timestamp_of(feedback.create_time),
+        update_time=timestamp_of(feedback.update_time),
         revision=feedback.revision,
     )
     value = feedback.value

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
+from feedback_proto.v1 import aggregates_pb2, feedback_service_pb2_grpc
 from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_proto.v1 import feedback_service_pb2_grpc
-from feedback_service.api.convert import feedback_filter, feedback_input, feedback_message
+from feedback_service.api.convert import feedback_filter, feedback_input, feedback_message, timestamp_of
 from feedback_service.api.errors import status_proto
+from feedback_service.api.evaluation_convert import (
+    aggregate_query,
+    compare_scope,
+    comparison_message,
+    export_filter,
+    group_key_message,
+    stats_message,
+)
 from feedback_service.domain.errors import FeedbackServiceError
+from feedback_service.domain.evaluation import (
+    Beat,
+    EvaluationOperations,
+    GroupUpdate,
+    SnapshotDone,
+)
 from feedback_service.domain.operations import FeedbackOperations
 
 # grpcio is untyped: the context is Any to mypy, named here for readers.
@@ -16,8 +31,9 @@ Context: TypeAlias = Any
 
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, operations: FeedbackOperations) -> None:
+    def __init__(self, operations: FeedbackOperations, evaluation: EvaluationOperations) -> None:
         self._operations = operations
+        self._evaluation = evaluation
 
     async def CreateFeedback(self, request: pb.CreateFeedbackRequest, context: Context) -> pb.CreateFeedbackResponse:
         stored = await self._operations.create(feedback_input(request.feedback))
@@ -52,3 +68,34 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
     async def DeleteFeedback(self, request: pb.DeleteFeedbackRequest, context: Context) -> pb.DeleteFeedbackResponse:
         await self._operations.delete(request.project, request.feedback_id)
         return pb.DeleteFeedbackResponse()
+
+    async def StreamAggregates(
+        self, request: pb.StreamAggregatesRequest, context: Context
+    ) -> AsyncIterator[pb.StreamAggregatesResponse]:
+        events = self._evaluation.stream_aggregates(aggregate_query(request), follow=request.follow)
+        async for event in events:
+            if isinstance(event, GroupUpdate):
+                group = aggregates_pb2.AggregateGroup(
+                    key=group_key_message(event.key), stats=stats_message(event.stats)
+                )
+                yield pb.StreamAggregatesResponse(group=group)
+            elif isinstance(event, SnapshotDone):
+                done = pb.SnapshotComplete(watermark=timestamp_of(event.watermark), group_count=event.group_count)
+                yield pb.StreamAggregatesResponse(snapshot_complete=done)
+            elif isinstance(event, Beat):
+                yield pb.StreamAggregatesResponse(heartbeat=pb.Heartbeat(watermark=timestamp_of(event.watermark)))
+
+    async def ExportFeedback(
+        self, request: pb.ExportFeedbackRequest, context: Context
+    ) -> AsyncIterator[pb.ExportFeedbackResponse]:
+        chunks = self._evaluation.export(
+            export_filter(request), cursor=request.cursor, follow=request.follow, chunk_size=request.chunk_size
+        )
+        async for chunk in chunks:
+            yield pb.ExportFeedbackResponse(feedback=[feedback_message(f) for f in chunk.feedback], cursor=chunk.cursor)
+
+    async def CompareVersions(self, request: pb.CompareVersionsRequest, context: Context) -> pb.CompareVersionsResponse:
+        comparisons = await self._evaluation.compare(
+            compare_scope(request), model=request.model, version_a=request.version_a, version_b=request.version_b
+        )
+        return pb.CompareVersionsResponse(comparisons=[comparison_message(c) for c in comparisons])

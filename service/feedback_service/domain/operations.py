@@ -14,7 +14,6 @@ from feedback_service.domain.errors import (
     NotFoundError,
 )
 from feedback_service.domain.fingerprint import create_fingerprint
-from feedback_service.domain.keyed_lock import KeyedLock
 from feedback_service.domain.listing import (
     FeedbackFilter,
     PageCursor,
@@ -49,8 +48,6 @@ class FeedbackOperations:
     def __init__(self, store: FeedbackStore, *, clock: Clock = utc_now) -> None:
         self._store = store
         self._clock = clock
-        # Update and delete read then write: one at a time per feedback in this process.
-        self._writing = KeyedLock()
 
     async def create(self, draft: FeedbackInput) -> Feedback:
         new = self._prepare(draft)
@@ -112,18 +109,15 @@ class FeedbackOperations:
 
     async def update(self, draft: FeedbackInput, mask: Sequence[str]) -> Feedback:
         _check_identity(draft.project, draft.feedback_id, prefix="feedback")
-        async with self._writing.hold((draft.project, draft.feedback_id)):
-            current = await self.get(draft.project, draft.feedback_id)
-            updated = apply_update(current, draft, mask, self._now())
-            await self._store.write_revision(updated, deleted=False)
-            return updated
+        now = self._now()
+        # The store applies the change to the revision current at write time, never to a stale read.
+        return await self._store.update(
+            draft.project, draft.feedback_id, lambda current: apply_update(current, draft, mask, now)
+        )
 
     async def delete(self, project: str, feedback_id: str) -> None:
         _check_identity(project, feedback_id)
-        async with self._writing.hold((project, feedback_id)):
-            current = await self.get(project, feedback_id)
-            tombstone = dataclasses.replace(current, update_time=self._now(), revision=current.revision + 1)
-            await self._store.write_revision(tombstone, deleted=True)
+        await self._store.delete(project, feedback_id, self._now())
 
     def _prepare(self, draft: FeedbackInput) -> NewFeedback:
         feedback = validate_new_feedback(draft, now=self._now())

@@ -1,21 +1,45 @@
-"""The feedback store over ClickHouse: creates through the micro-batcher, typed-parameter reads."""
+"""The feedback store over ClickHouse: every write through one micro-batcher, typed-parameter reads."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import dataclasses
+import struct
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from feedback_service.domain.aggregates import (
+    AggregateQuery,
+    FeedbackScope,
+    GroupCounts,
+    GroupField,
+    GroupKey,
+    TimeBucket,
+)
+from feedback_service.domain.changes import ChangeFeed
+from feedback_service.domain.errors import FeedbackServiceError, NotFoundError
 from feedback_service.domain.listing import FeedbackFilter, PageCursor, micros_since_epoch
-from feedback_service.domain.model import Feedback
-from feedback_service.domain.ports import CreateOutcome, CreateStatus, NewFeedback
+from feedback_service.domain.model import Feedback, Source
+from feedback_service.domain.ports import Change, CreateOutcome, CreateStatus, ExportFilter, NewFeedback
 from feedback_service.store.batcher import MicroBatcher
 from feedback_service.store.engine import ClickHouseEngine
-from feedback_service.store.rows import COLUMN_NAMES, COLUMN_TYPES, SELECT_LIST, TABLE, StoredRow, source_name, to_row
+from feedback_service.store.rows import (
+    COLUMN_NAMES,
+    COLUMN_TYPES,
+    SELECT_LIST,
+    TABLE,
+    StoredRow,
+    source_name,
+    source_of,
+    to_row,
+)
+
+AGGREGATES_TABLE = "feedback_aggregates"
 
 # Latest revision per id, tombstones included, straight from the primary key:
 # correct before merges without FINAL.
@@ -24,30 +48,74 @@ _LATEST_BY_ID = (
     "WHERE project = {project:String} AND feedback_id IN {ids:Array(String)} "
     "ORDER BY revision DESC LIMIT 1 BY feedback_id"
 )
-_FIRST_FINGERPRINT = (
-    f"SELECT create_fingerprint FROM {TABLE} "
-    "WHERE project = {project:String} AND feedback_id = {feedback_id:String} "
-    "ORDER BY revision ASC LIMIT 1"
+# Current end-user votes on some traces, for one vote per user.
+_CURRENT_VOTES = (
+    f"SELECT {SELECT_LIST} FROM {TABLE} FINAL "
+    "WHERE project = {project:String} AND trace_id IN {traces:Array(String)} AND source = 'user' AND author != ''"
 )
+_GROUP_COLUMNS = {
+    GroupField.MODEL: "model",
+    GroupField.MODEL_VERSION: "model_version",
+    GroupField.KEY: "key",
+    GroupField.SOURCE: "source",
+}
+_BUCKET_EXPRESSIONS = {
+    TimeBucket.MINUTE: "minute",
+    TimeBucket.HOUR: "toStartOfHour(minute)",
+    TimeBucket.DAY: "toStartOfDay(minute)",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class BatchingConfig:
-    """Micro-batcher bounds for creates."""
+    """Micro-batcher bounds for writes."""
 
     max_rows: int = 10_000
     max_delay_s: float = 0.002
     max_queued_rows: int = 200_000
 
 
-class ClickHouseFeedbackStore:
-    """Implements feedback_service.domain.ports.FeedbackStore."""
+@dataclass(frozen=True, slots=True)
+class _Create:
+    new: NewFeedback
 
-    def __init__(self, engine: ClickHouseEngine, batching: BatchingConfig | None = None) -> None:
+
+@dataclass(frozen=True, slots=True)
+class _Update:
+    project: str
+    feedback_id: str
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class _Delete:
+    project: str
+    feedback_id: str
+    now: datetime
+
+
+_Command = _Create | _Update | _Delete
+_Outcome = CreateOutcome | Feedback | None | FeedbackServiceError
+
+
+class ClickHouseFeedbackStore:
+    """Implements feedback_service.domain.ports.FeedbackStore.
+
+    Creates, updates and deletes all go through one micro-batcher with a single
+    worker, so in this process every read-modify-write (idempotency checks,
+    vote replacement, updates) sees the outcome of the writes before it.
+    """
+
+    def __init__(
+        self, engine: ClickHouseEngine, batching: BatchingConfig | None = None, *, settle_s: float = 0.0
+    ) -> None:
         batching = batching or BatchingConfig()
         self._engine = engine
-        self.batcher: MicroBatcher[NewFeedback, CreateOutcome] = MicroBatcher(
-            self._flush_creates,
+        self._settle = timedelta(seconds=settle_s)
+        self.changes = ChangeFeed()
+        self._in_flight: Counter[datetime] = Counter()
+        self.batcher: MicroBatcher[_Command, _Outcome] = MicroBatcher(
+            self._flush,
             max_rows=batching.max_rows,
             max_delay_s=batching.max_delay_s,
             max_queued_rows=batching.max_queued_rows,
@@ -57,11 +125,36 @@ class ClickHouseFeedbackStore:
         self.batcher.start()
 
     async def close(self) -> None:
-        """Flush queued creates; the engine is closed by its owner."""
+        """Flush queued writes; the engine is closed by its owner."""
         await self.batcher.close()
 
     async def create(self, items: Sequence[NewFeedback]) -> list[CreateOutcome]:
-        return await self.batcher.submit(items)
+        times = [item.feedback.create_time for item in items if item.feedback.create_time is not None]
+        self._in_flight.update(times)
+        try:
+            outcomes = await self.batcher.submit([_Create(item) for item in items])
+        finally:
+            self._in_flight.subtract(times)
+            self._in_flight += Counter()  # drop zero counts
+        return [outcome for outcome in outcomes if isinstance(outcome, CreateOutcome)]
+
+    async def update(self, project: str, feedback_id: str, change: Change) -> Feedback:
+        (outcome,) = await self.batcher.submit([_Update(project, feedback_id, change)])
+        if isinstance(outcome, FeedbackServiceError):
+            raise outcome
+        assert isinstance(outcome, Feedback)
+        return outcome
+
+    async def delete(self, project: str, feedback_id: str, now: datetime) -> None:
+        (outcome,) = await self.batcher.submit([_Delete(project, feedback_id, now)])
+        if isinstance(outcome, FeedbackServiceError):
+            raise outcome
+
+    def safe_watermark(self) -> datetime:
+        oldest_in_flight = min(self._in_flight, default=None)
+        now = datetime.now(UTC)
+        moment = now if oldest_in_flight is None else min(now, oldest_in_flight)
+        return moment - self._settle
 
     async def get(self, project: str, feedback_id: str) -> Feedback | None:
         latest = await self._engine.run(partial(_latest_rows, keys=[(project, feedback_id)]))
@@ -70,14 +163,27 @@ class ClickHouseFeedbackStore:
 
     async def list_feedback(self, list_filter: FeedbackFilter, after: PageCursor | None, limit: int) -> list[Feedback]:
         sql, parameters = _list_query(list_filter, after, limit)
+        return await self._select_feedback(sql, parameters)
+
+    async def export_page(
+        self, export_filter: ExportFilter, after: PageCursor | None, before: datetime, limit: int
+    ) -> list[Feedback]:
+        sql, parameters = _export_query(export_filter, after, before, limit)
+        return await self._select_feedback(sql, parameters)
+
+    async def aggregate(self, query: AggregateQuery) -> list[GroupCounts]:
+        sql, parameters = _aggregate_query(query)
+        rows = await self._engine.run(lambda client: client.query(sql, parameters=parameters).result_rows)
+        return [_group_counts(query, row) for row in rows]
+
+    async def _select_feedback(self, sql: str, parameters: dict[str, Any]) -> list[Feedback]:
         result = await self._engine.run(lambda client: client.query(sql, parameters=parameters).result_rows)
         return [StoredRow(row).feedback for row in result]
 
-    async def write_revision(self, feedback: Feedback, *, deleted: bool) -> None:
-        await self._engine.run(partial(_write_revision, feedback=feedback, deleted=deleted))
-
-    async def _flush_creates(self, items: list[NewFeedback]) -> list[CreateOutcome]:
-        return await self._engine.run(partial(_create_rows, items=items))
+    async def _flush(self, commands: list[_Command]) -> list[_Outcome]:
+        outcomes, projects = await self._engine.run(partial(_apply_commands, commands=commands))
+        self.changes.publish(projects)
+        return outcomes
 
 
 def _insert(client: Client, rows: list[list[Any]]) -> None:
@@ -96,46 +202,238 @@ def _latest_rows(client: Client, keys: Sequence[tuple[str, str]]) -> dict[tuple[
     return latest
 
 
+def _is_vote(feedback: Feedback) -> bool:
+    return feedback.source is Source.USER and bool(feedback.author)
+
+
+_VoteKey = tuple[str, str, str, str]  # project, trace_id, key, author
+
+
+def _vote_key(feedback: Feedback) -> _VoteKey:
+    return (feedback.project, feedback.trace_id, feedback.key, feedback.author)
+
+
+def _current_votes(client: Client, creates: Sequence[Feedback]) -> dict[_VoteKey, StoredRow]:
+    traces_by_project: dict[str, set[str]] = defaultdict(set)
+    for feedback in creates:
+        if _is_vote(feedback):
+            traces_by_project[feedback.project].add(feedback.trace_id)
+    votes: dict[_VoteKey, StoredRow] = {}
+    for project, traces in traces_by_project.items():
+        parameters = {"project": project, "traces": sorted(traces)}
+        for raw in client.query(_CURRENT_VOTES, parameters=parameters).result_rows:
+            row = StoredRow(raw)
+            vote_key = _vote_key(row.feedback)
+            known = votes.get(vote_key)
+            if known is None or _newer(row.feedback, known.feedback):
+                votes[vote_key] = row
+    return votes
+
+
+def _newer(left: Feedback, right: Feedback) -> bool:
+    assert left.create_time is not None
+    assert right.create_time is not None
+    return (left.create_time, left.feedback_id) > (right.create_time, right.feedback_id)
+
+
 @dataclass(frozen=True, slots=True)
-class _Prior:
+class _State:
     feedback: Feedback
     fingerprint: str
     deleted: bool
 
 
-def _create_rows(client: Client, items: Sequence[NewFeedback]) -> list[CreateOutcome]:
-    """Insert the items whose ids are new; report the others as retries or conflicts.
+class _Batch:
+    """Applies a batch of write commands in order against the stored state, producing one insert."""
 
-    Runs on the batcher's single worker, so no other create can slip in between
-    the lookup and the insert in this process.
+    def __init__(self, latest: dict[tuple[str, str], StoredRow], votes: dict[_VoteKey, StoredRow]) -> None:
+        self.states = {key: _State(row.feedback, row.fingerprint, row.deleted) for key, row in latest.items()}
+        self.votes: dict[_VoteKey, str] = {}
+        for vote_key, row in votes.items():
+            self.votes[vote_key] = row.feedback.feedback_id
+            self.states.setdefault(
+                (row.feedback.project, row.feedback.feedback_id), _State(row.feedback, row.fingerprint, False)
+            )
+        self.rows: list[list[Any]] = []
+        self.projects: set[str] = set()
+
+    def apply(self, command: _Command) -> _Outcome:
+        if isinstance(command, _Create):
+            return self._create(command.new)
+        if isinstance(command, _Update):
+            return self._update(command)
+        return self._delete(command.project, command.feedback_id, command.now)
+
+    def _current(self, project: str, feedback_id: str) -> _State:
+        state = self.states.get((project, feedback_id))
+        if state is None or state.deleted:
+            raise NotFoundError(f"feedback {feedback_id!r} not found in project {project!r}")
+        return state
+
+    def _create(self, new: NewFeedback) -> CreateOutcome:
+        feedback = new.feedback
+        key = (feedback.project, feedback.feedback_id)
+        prior = self.states.get(key)
+        if prior is not None:
+            if prior.deleted:
+                return CreateOutcome(CreateStatus.DELETED, prior.feedback)
+            status = CreateStatus.EXISTING if prior.fingerprint == new.fingerprint else CreateStatus.CONFLICT
+            return CreateOutcome(status, prior.feedback)
+        if _is_vote(feedback):
+            replaced = self.votes.get(_vote_key(feedback))
+            if replaced is not None:
+                assert feedback.create_time is not None
+                self._delete(feedback.project, replaced, feedback.create_time)
+            self.votes[_vote_key(feedback)] = feedback.feedback_id
+        self.rows.append(to_row(feedback, fingerprint=new.fingerprint))
+        self.states[key] = _State(feedback, new.fingerprint, deleted=False)
+        self.projects.add(feedback.project)
+        return CreateOutcome(CreateStatus.CREATED, feedback)
+
+    def _update(self, command: _Update) -> Feedback | FeedbackServiceError:
+        try:
+            current = self._current(command.project, command.feedback_id)
+            updated = command.change(current.feedback)
+        except FeedbackServiceError as error:
+            return error
+        self.rows.append(to_row(updated, fingerprint=current.fingerprint, prev=current.feedback))
+        self.states[(command.project, command.feedback_id)] = _State(updated, current.fingerprint, deleted=False)
+        self.projects.add(command.project)
+        return updated
+
+    def _delete(self, project: str, feedback_id: str, now: datetime) -> NotFoundError | None:
+        try:
+            current = self._current(project, feedback_id)
+        except NotFoundError as error:
+            return error
+        tombstone = dataclasses.replace(current.feedback, update_time=now, revision=current.feedback.revision + 1)
+        self.rows.append(to_row(tombstone, fingerprint=current.fingerprint, deleted=True, prev=current.feedback))
+        self.states[(project, feedback_id)] = _State(tombstone, current.fingerprint, deleted=True)
+        vote_key = _vote_key(current.feedback)
+        if self.votes.get(vote_key) == feedback_id:
+            del self.votes[vote_key]
+        self.projects.add(project)
+        return None
+
+
+def _apply_commands(client: Client, commands: Sequence[_Command]) -> tuple[list[_Outcome], set[str]]:
+    """Look up what the commands touch (two queries), apply them in order, insert every row at once.
+
+    Runs on the batcher's single worker, so no other write of this process can
+    slip in between the lookups and the insert.
     """
-    stored = _latest_rows(client, [(i.feedback.project, i.feedback.feedback_id) for i in items if i.check_existing])
-    priors = {key: _Prior(row.feedback, row.fingerprint, row.deleted) for key, row in stored.items()}
-    outcomes: list[CreateOutcome] = []
-    rows: list[list[Any]] = []
-    for item in items:
-        key = (item.feedback.project, item.feedback.feedback_id)
-        prior = priors.get(key)
-        if prior is None:
-            rows.append(to_row(item.feedback, fingerprint=item.fingerprint))
-            priors[key] = _Prior(item.feedback, item.fingerprint, deleted=False)
-            outcomes.append(CreateOutcome(CreateStatus.CREATED, item.feedback))
-        elif prior.deleted:
-            outcomes.append(CreateOutcome(CreateStatus.DELETED, prior.feedback))
-        elif prior.fingerprint == item.fingerprint:
-            outcomes.append(CreateOutcome(CreateStatus.EXISTING, prior.feedback))
+    keys: list[tuple[str, str]] = []
+    creates: list[Feedback] = []
+    for command in commands:
+        if isinstance(command, _Create):
+            creates.append(command.new.feedback)
+            if command.new.check_existing:
+                keys.append((command.new.feedback.project, command.new.feedback.feedback_id))
         else:
-            outcomes.append(CreateOutcome(CreateStatus.CONFLICT, prior.feedback))
-    if rows:
-        _insert(client, rows)
-    return outcomes
+            keys.append((command.project, command.feedback_id))
+    batch = _Batch(_latest_rows(client, keys), _current_votes(client, creates))
+    outcomes = [batch.apply(command) for command in commands]
+    if batch.rows:
+        _insert(client, batch.rows)
+    return outcomes, batch.projects
 
 
-def _write_revision(client: Client, feedback: Feedback, deleted: bool) -> None:
-    # The create fingerprint never changes, so later retries of the create still match.
-    parameters = {"project": feedback.project, "feedback_id": feedback.feedback_id}
-    fingerprint = client.query(_FIRST_FINGERPRINT, parameters=parameters).result_rows[0][0]
-    _insert(client, [to_row(feedback, fingerprint=fingerprint, deleted=deleted)])
+def _scope_conditions(scope: FeedbackScope, time_column: str) -> tuple[list[str], dict[str, Any]]:
+    """WHERE conditions shared by exports and aggregates; fixed SQL, every value a parameter."""
+    conditions = ["project = {project:String}"]
+    parameters: dict[str, Any] = {"project": scope.project}
+    for column, values in (("model", scope.models), ("model_version", scope.model_versions), ("key", scope.keys)):
+        if values:
+            conditions.append(f"{column} IN {{{column}s:Array(String)}}")
+            parameters[f"{column}s"] = list(values)
+    if scope.sources:
+        conditions.append("CAST(source, 'String') IN {sources:Array(String)}")
+        parameters["sources"] = [source_name(source) for source in scope.sources]
+    if scope.start_time is not None:
+        conditions.append(f"{time_column} >= fromUnixTimestamp64Micro({{start_us:Int64}}, 'UTC')")
+        parameters["start_us"] = micros_since_epoch(scope.start_time)
+    if scope.end_time is not None:
+        conditions.append(f"{time_column} < fromUnixTimestamp64Micro({{end_us:Int64}}, 'UTC')")
+        parameters["end_us"] = micros_since_epoch(scope.end_time)
+    return conditions, parameters
+
+
+def _export_query(
+    export_filter: ExportFilter, after: PageCursor | None, before: datetime, limit: int
+) -> tuple[str, dict[str, Any]]:
+    conditions, parameters = _scope_conditions(export_filter.scope, "create_time")
+    if export_filter.only_with_correction:
+        conditions.append("correction != ''")
+    if export_filter.only_with_comment:
+        conditions.append("comment != ''")
+    conditions.append("create_time < fromUnixTimestamp64Micro({before_us:Int64}, 'UTC')")
+    parameters["before_us"] = micros_since_epoch(before)
+    if after is not None:
+        conditions.append(
+            "(create_time, feedback_id) > (fromUnixTimestamp64Micro({after_us:Int64}, 'UTC'), {after_id:String})"
+        )
+        parameters["after_us"] = after.create_time_us
+        parameters["after_id"] = after.feedback_id
+    parameters["limit"] = limit
+    sql = (
+        f"SELECT {SELECT_LIST} FROM {TABLE} FINAL WHERE {' AND '.join(conditions)} "
+        "ORDER BY create_time, feedback_id LIMIT {limit:UInt32}"
+    )
+    return sql, parameters
+
+
+def _aggregate_query(query: AggregateQuery) -> tuple[str, dict[str, Any]]:
+    conditions, parameters = _scope_conditions(query.scope, "minute")
+    dimensions = [_GROUP_COLUMNS[field] for field in query.group_by]
+    if query.bucket is not TimeBucket.NONE:
+        dimensions.append(f"{_BUCKET_EXPRESSIONS[query.bucket]} AS bucket")
+    group_names = [d.rsplit(" AS ", 1)[-1] for d in dimensions]
+    selected = ", ".join([*dimensions, ""]) if dimensions else ""
+    sql = (
+        f"SELECT {selected}sum(feedback_count), sum(thumbs_up), sum(thumbs_down), sum(comments), sum(corrections), "
+        "mapFilter((k, n) -> n > 0, sumMap(labels)), mapFilter((k, n) -> n > 0, sumMap(scores)), "
+        "length(mapFilter((k, n) -> n > 0, sumMap(authors))) "
+        f"FROM {AGGREGATES_TABLE} WHERE {' AND '.join(conditions)} "
+        + (f"GROUP BY {', '.join(group_names)} " if group_names else "")
+        + "HAVING sum(feedback_count) > 0"
+        + (f" ORDER BY {', '.join(group_names)}" if group_names else "")
+    )
+    return sql, parameters
+
+
+def _score_of(bits: int) -> float:
+    value: float = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    return value
+
+
+def _group_counts(query: AggregateQuery, row: Sequence[Any]) -> GroupCounts:
+    width = len(query.group_by) + (query.bucket is not TimeBucket.NONE)
+    dimension_values = dict(zip(query.group_by, row[: len(query.group_by)], strict=True))
+    bucket_start = row[width - 1].replace(tzinfo=UTC) if query.bucket is not TimeBucket.NONE else None
+    count, up, down, comments, corrections, labels, scores, authors = row[width:]
+    source = dimension_values.get(GroupField.SOURCE)
+    key = GroupKey(
+        model=dimension_values.get(GroupField.MODEL, ""),
+        model_version=dimension_values.get(GroupField.MODEL_VERSION, ""),
+        key=dimension_values.get(GroupField.KEY, ""),
+        source=None if source is None else source_of(source),
+        bucket_start=bucket_start,
+    )
+    score_counts: dict[float, int] = {}
+    for bits, n in scores.items():
+        value = _score_of(int(bits))
+        score_counts[value] = score_counts.get(value, 0) + int(n)  # 0.0 and -0.0 are one score
+    return GroupCounts(
+        key=key,
+        count=int(count),
+        thumbs_up=int(up),
+        thumbs_down=int(down),
+        comments=int(comments),
+        corrections=int(corrections),
+        labels={label: int(n) for label, n in labels.items()},
+        scores=score_counts,
+        distinct_authors=int(authors),
+    )
 
 
 def _list_query(list_filter: FeedbackFilter, after: PageCursor | None, limit: int) -> tuple[str, dict[str, Any]]:

@@ -34,11 +34,20 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("revision", "UInt64"),
     ("is_deleted", "UInt8"),
     ("create_fingerprint", "String"),
+    # What the replaced revision contributed to the aggregates (migration 0002).
+    ("prev_exists", "UInt8"),
+    ("prev_value_kind", "Enum8('none' = 0, 'thumb' = 1, 'score' = 2, 'label' = 3)"),
+    ("prev_thumb", "Enum8('unspecified' = 0, 'up' = 1, 'down' = 2)"),
+    ("prev_score", "Float64"),
+    ("prev_label", "String"),
+    ("prev_has_comment", "UInt8"),
+    ("prev_has_correction", "UInt8"),
 )
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 COLUMN_TYPES = [kind for _, kind in COLUMNS]
-# What reads select: the record plus the flags the store itself needs.
-SELECT_LIST = ", ".join(COLUMN_NAMES)
+# What reads select: the record plus the flags the store itself needs (not the prev_* columns).
+SELECT_LIST = ", ".join(COLUMN_NAMES[: COLUMN_NAMES.index("create_fingerprint") + 1])
+_NO_PREV = [0, "none", "unspecified", 0.0, "", 0, 0]
 
 _VALUE_KIND_NAMES = {
     ValueKind.NONE: "none",
@@ -62,7 +71,27 @@ def source_name(source: Source) -> str:
     return _SOURCE_NAMES[source]
 
 
-def to_row(feedback: Feedback, *, fingerprint: str, deleted: bool = False) -> list[Any]:
+def source_of(name: str) -> Source:
+    return _SOURCES[name]
+
+
+def _prev_columns(prev: Feedback | None) -> list[Any]:
+    if prev is None:
+        return _NO_PREV
+    value = prev.value
+    return [
+        1,
+        _VALUE_KIND_NAMES[value.kind],
+        _THUMB_NAMES[value.thumb],
+        value.score,
+        value.label,
+        int(bool(prev.comment)),
+        int(bool(prev.correction)),
+    ]
+
+
+def to_row(feedback: Feedback, *, fingerprint: str, deleted: bool = False, prev: Feedback | None = None) -> list[Any]:
+    """A row of the feedback table; ``prev`` is the current revision this row replaces, if any."""
     value = feedback.value
     return [
         feedback.project,
@@ -87,6 +116,7 @@ def to_row(feedback: Feedback, *, fingerprint: str, deleted: bool = False) -> li
         feedback.revision,
         1 if deleted else 0,
         fingerprint,
+        *_prev_columns(prev),
     ]
 
 

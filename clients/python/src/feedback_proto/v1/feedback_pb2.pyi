@@ -183,6 +183,15 @@ class Feedback(_message.Message):
     author: _builtins.str
     """Opaque id of the user, reviewer or program that gave the feedback.
     Optional; at most 256 characters.
+
+    One vote per user: when feedback with source SOURCE_USER and a non-empty
+    author is created on a trace and key where the same author already has
+    current (not deleted) SOURCE_USER feedback in the project, the new
+    feedback replaces the old one: the old one is deleted in the same write,
+    so reads and aggregates count the author once (a thumbs toggle in an app
+    just sends the new vote). The replaced feedback's id stays reserved.
+    Reviewer and automated feedback, and user feedback without an author,
+    are never replaced.
     """
     revision: _builtins.int
     """Output only. 1 when created, incremented by each update. Ignored on

@@ -5,6 +5,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from feedback_proto.v1 import aggregates_pb2 as _aggregates_pb2
 from feedback_proto.v1 import feedback_pb2 as _feedback_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
@@ -418,3 +419,296 @@ class DeleteFeedbackResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteFeedbackResponse: _TypeAlias = DeleteFeedbackResponse  # noqa: Y015
+
+@_typing.final
+class StreamAggregatesRequest(_message.Message):
+    """Request of StreamAggregates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    TIME_BUCKET_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    time_bucket: _aggregates_pb2.TimeBucket.ValueType
+    """Optional time bucket (by create_time) to group by as well."""
+    follow: _builtins.bool
+    """Keep the stream open and push changed groups after the snapshot."""
+    @_builtins.property
+    def filter(self) -> _aggregates_pb2.AggregateFilter:
+        """Which feedback to aggregate. project is required."""
+
+    @_builtins.property
+    def group_by(self) -> _containers.RepeatedScalarFieldContainer[_aggregates_pb2.GroupByField.ValueType]:
+        """Dimensions to group by, any subset; empty means one group for all
+        matching feedback. Repeating a dimension is refused.
+        """
+
+    def __init__(
+        self,
+        *,
+        filter: _aggregates_pb2.AggregateFilter | None = ...,
+        group_by: _abc.Iterable[_aggregates_pb2.GroupByField.ValueType] | None = ...,
+        time_bucket: _aggregates_pb2.TimeBucket.ValueType = ...,
+        follow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "follow", b"follow", "group_by", b"group_by", "time_bucket", b"time_bucket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamAggregatesRequest: _TypeAlias = StreamAggregatesRequest  # noqa: Y015
+
+@_typing.final
+class StreamAggregatesResponse(_message.Message):
+    """One message of a StreamAggregates stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_COMPLETE_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def group(self) -> _aggregates_pb2.AggregateGroup:
+        """A group's aggregates: part of the snapshot, or an update of a group
+        after it.
+        """
+
+    @_builtins.property
+    def snapshot_complete(self) -> Global___SnapshotComplete:
+        """Every group of the snapshot has been sent."""
+
+    @_builtins.property
+    def heartbeat(self) -> Global___Heartbeat:
+        """Sent at least every 5 seconds while following, when nothing else is."""
+
+    def __init__(
+        self,
+        *,
+        group: _aggregates_pb2.AggregateGroup | None = ...,
+        snapshot_complete: Global___SnapshotComplete | None = ...,
+        heartbeat: Global___Heartbeat | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "group", b"group", "heartbeat", b"heartbeat", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "group", b"group", "heartbeat", b"heartbeat", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["group", "snapshot_complete", "heartbeat"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___StreamAggregatesResponse: _TypeAlias = StreamAggregatesResponse  # noqa: Y015
+
+@_typing.final
+class SnapshotComplete(_message.Message):
+    """Marks the end of the snapshot part of a StreamAggregates stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WATERMARK_FIELD_NUMBER: _builtins.int
+    GROUP_COUNT_FIELD_NUMBER: _builtins.int
+    group_count: _builtins.int
+    """Number of groups in the snapshot."""
+    @_builtins.property
+    def watermark(self) -> _timestamp_pb2.Timestamp:
+        """The aggregates include every write acknowledged before this time."""
+
+    def __init__(
+        self,
+        *,
+        watermark: _timestamp_pb2.Timestamp | None = ...,
+        group_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["watermark", b"watermark"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_count", b"group_count", "watermark", b"watermark"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotComplete: _TypeAlias = SnapshotComplete  # noqa: Y015
+
+@_typing.final
+class Heartbeat(_message.Message):
+    """Keeps a following stream alive and says how fresh it is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WATERMARK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def watermark(self) -> _timestamp_pb2.Timestamp:
+        """The aggregates sent so far include every write acknowledged before this
+        time.
+        """
+
+    def __init__(
+        self,
+        *,
+        watermark: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["watermark", b"watermark"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["watermark", b"watermark"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class ExportFeedbackRequest(_message.Message):
+    """Request of ExportFeedback."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    ONLY_WITH_CORRECTION_FIELD_NUMBER: _builtins.int
+    ONLY_WITH_COMMENT_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    CHUNK_SIZE_FIELD_NUMBER: _builtins.int
+    only_with_correction: _builtins.bool
+    """Only feedback that carries a correction."""
+    only_with_comment: _builtins.bool
+    """Only feedback that carries a comment."""
+    cursor: _builtins.str
+    """Resume after this cursor (from ExportFeedbackResponse.cursor); empty
+    starts at the beginning. The filter must equal the one the cursor came
+    from.
+    """
+    follow: _builtins.bool
+    """Keep the stream open and send new feedback as it arrives."""
+    chunk_size: _builtins.int
+    """Most feedback per response message: 0 means 1,000; at most 10,000."""
+    @_builtins.property
+    def filter(self) -> _aggregates_pb2.AggregateFilter:
+        """Which feedback to export. project is required."""
+
+    def __init__(
+        self,
+        *,
+        filter: _aggregates_pb2.AggregateFilter | None = ...,
+        only_with_correction: _builtins.bool = ...,
+        only_with_comment: _builtins.bool = ...,
+        cursor: _builtins.str = ...,
+        follow: _builtins.bool = ...,
+        chunk_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_size", b"chunk_size", "cursor", b"cursor", "filter", b"filter", "follow", b"follow", "only_with_comment", b"only_with_comment", "only_with_correction", b"only_with_correction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportFeedbackRequest: _TypeAlias = ExportFeedbackRequest  # noqa: Y015
+
+@_typing.final
+class ExportFeedbackResponse(_message.Message):
+    """One chunk of an ExportFeedback stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEEDBACK_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Resume point after the last feedback of this chunk."""
+    @_builtins.property
+    def feedback(self) -> _containers.RepeatedCompositeFieldContainer[_feedback_pb2.Feedback]:
+        """Feedback in export order (create_time, then feedback_id, ascending), as
+        currently stored.
+        """
+
+    def __init__(
+        self,
+        *,
+        feedback: _abc.Iterable[_feedback_pb2.Feedback] | None = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "feedback", b"feedback"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportFeedbackResponse: _TypeAlias = ExportFeedbackResponse  # noqa: Y015
+
+@_typing.final
+class CompareVersionsRequest(_message.Message):
+    """Request of CompareVersions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    VERSION_A_FIELD_NUMBER: _builtins.int
+    VERSION_B_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    SOURCES_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    project: _builtins.str
+    """Project. Required."""
+    model: _builtins.str
+    """Model whose versions are compared. Required."""
+    version_a: _builtins.str
+    """The baseline version. Required."""
+    version_b: _builtins.str
+    """The candidate version. Required, different from version_a."""
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys to compare; empty means every key either version has feedback for."""
+
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedScalarFieldContainer[_feedback_pb2.Source.ValueType]:
+        """Only feedback from these sources; empty means all."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Only feedback created at or after this time; whole minutes only."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Only feedback created before this time; whole minutes only."""
+
+    def __init__(
+        self,
+        *,
+        project: _builtins.str = ...,
+        model: _builtins.str = ...,
+        version_a: _builtins.str = ...,
+        version_b: _builtins.str = ...,
+        keys: _abc.Iterable[_builtins.str] | None = ...,
+        sources: _abc.Iterable[_feedback_pb2.Source.ValueType] | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "keys", b"keys", "model", b"model", "project", b"project", "sources", b"sources", "start_time", b"start_time", "version_a", b"version_a", "version_b", b"version_b"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareVersionsRequest: _TypeAlias = CompareVersionsRequest  # noqa: Y015
+
+@_typing.final
+class CompareVersionsResponse(_message.Message):
+    """Response of CompareVersions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comparisons(self) -> _containers.RepeatedCompositeFieldContainer[_aggregates_pb2.KeyComparison]:
+        """One comparison per key, ordered by key."""
+
+    def __init__(
+        self,
+        *,
+        comparisons: _abc.Iterable[_aggregates_pb2.KeyComparison] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparisons", b"comparisons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareVersionsResponse: _TypeAlias = CompareVersionsResponse  # noqa: Y015

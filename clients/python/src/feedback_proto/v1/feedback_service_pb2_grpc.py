@@ -74,6 +74,21 @@ class FeedbackServiceStub:
                 request_serializer=feedback_dot_v1_dot_feedback__service__pb2.DeleteFeedbackRequest.SerializeToString,
                 response_deserializer=feedback_dot_v1_dot_feedback__service__pb2.DeleteFeedbackResponse.FromString,
                 _registered_method=True)
+        self.StreamAggregates = channel.unary_stream(
+                '/feedback.v1.FeedbackService/StreamAggregates',
+                request_serializer=feedback_dot_v1_dot_feedback__service__pb2.StreamAggregatesRequest.SerializeToString,
+                response_deserializer=feedback_dot_v1_dot_feedback__service__pb2.StreamAggregatesResponse.FromString,
+                _registered_method=True)
+        self.ExportFeedback = channel.unary_stream(
+                '/feedback.v1.FeedbackService/ExportFeedback',
+                request_serializer=feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackRequest.SerializeToString,
+                response_deserializer=feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackResponse.FromString,
+                _registered_method=True)
+        self.CompareVersions = channel.unary_unary(
+                '/feedback.v1.FeedbackService/CompareVersions',
+                request_serializer=feedback_dot_v1_dot_feedback__service__pb2.CompareVersionsRequest.SerializeToString,
+                response_deserializer=feedback_dot_v1_dot_feedback__service__pb2.CompareVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class FeedbackServiceServicer:
@@ -138,6 +153,40 @@ class FeedbackServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamAggregates(self, request, context):
+        """Streams exact feedback aggregates per group (model, version, key, source
+        and optionally a time bucket): first a snapshot, one message per group,
+        then a SnapshotComplete marker. With follow, the stream stays open and
+        pushes a group again whenever a create, update or delete changes it (also
+        writes made through other replicas sharing the same ClickHouse), with a
+        Heartbeat at least every 5 seconds. It ends when the client cancels or its
+        deadline passes. A slow reader gets the latest state of each group, not
+        every intermediate one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportFeedback(self, request, context):
+        """Streams raw feedback matching a filter in a stable order (create_time,
+        then feedback_id, ascending), in chunks that each carry a cursor.
+        Resuming from any cursor yields exactly the feedback after it, with no gap
+        and no repeat, even while new feedback arrives. With follow, the stream
+        stays open and tails new feedback.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareVersions(self, request, context):
+        """Compares two versions of a model key by key: both groups' statistics,
+        their difference and a significance test (two-proportion z-test for
+        thumbs, Welch's t-test for scores).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedbackServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +219,21 @@ def add_FeedbackServiceServicer_to_server(servicer, server):
                     servicer.DeleteFeedback,
                     request_deserializer=feedback_dot_v1_dot_feedback__service__pb2.DeleteFeedbackRequest.FromString,
                     response_serializer=feedback_dot_v1_dot_feedback__service__pb2.DeleteFeedbackResponse.SerializeToString,
+            ),
+            'StreamAggregates': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamAggregates,
+                    request_deserializer=feedback_dot_v1_dot_feedback__service__pb2.StreamAggregatesRequest.FromString,
+                    response_serializer=feedback_dot_v1_dot_feedback__service__pb2.StreamAggregatesResponse.SerializeToString,
+            ),
+            'ExportFeedback': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportFeedback,
+                    request_deserializer=feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackRequest.FromString,
+                    response_serializer=feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackResponse.SerializeToString,
+            ),
+            'CompareVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareVersions,
+                    request_deserializer=feedback_dot_v1_dot_feedback__service__pb2.CompareVersionsRequest.FromString,
+                    response_serializer=feedback_dot_v1_dot_feedback__service__pb2.CompareVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -343,6 +407,87 @@ class FeedbackService:
             '/feedback.v1.FeedbackService/DeleteFeedback',
             feedback_dot_v1_dot_feedback__service__pb2.DeleteFeedbackRequest.SerializeToString,
             feedback_dot_v1_dot_feedback__service__pb2.DeleteFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamAggregates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/feedback.v1.FeedbackService/StreamAggregates',
+            feedback_dot_v1_dot_feedback__service__pb2.StreamAggregatesRequest.SerializeToString,
+            feedback_dot_v1_dot_feedback__service__pb2.StreamAggregatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/feedback.v1.FeedbackService/ExportFeedback',
+            feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackRequest.SerializeToString,
+            feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedback.v1.FeedbackService/CompareVersions',
+            feedback_dot_v1_dot_feedback__service__pb2.CompareVersionsRequest.SerializeToString,
+            feedback_dot_v1_dot_feedback__service__pb2.CompareVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

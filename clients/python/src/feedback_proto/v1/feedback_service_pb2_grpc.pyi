@@ -68,6 +68,28 @@ class FeedbackServiceStub:
     after this call returns. Its feedback_id stays reserved: creating it again
     is ALREADY_EXISTS.
     """
+    StreamAggregates: _grpc.UnaryStreamMultiCallable[_feedback_service_pb2.StreamAggregatesRequest, _feedback_service_pb2.StreamAggregatesResponse]
+    """Streams exact feedback aggregates per group (model, version, key, source
+    and optionally a time bucket): first a snapshot, one message per group,
+    then a SnapshotComplete marker. With follow, the stream stays open and
+    pushes a group again whenever a create, update or delete changes it (also
+    writes made through other replicas sharing the same ClickHouse), with a
+    Heartbeat at least every 5 seconds. It ends when the client cancels or its
+    deadline passes. A slow reader gets the latest state of each group, not
+    every intermediate one.
+    """
+    ExportFeedback: _grpc.UnaryStreamMultiCallable[_feedback_service_pb2.ExportFeedbackRequest, _feedback_service_pb2.ExportFeedbackResponse]
+    """Streams raw feedback matching a filter in a stable order (create_time,
+    then feedback_id, ascending), in chunks that each carry a cursor.
+    Resuming from any cursor yields exactly the feedback after it, with no gap
+    and no repeat, even while new feedback arrives. With follow, the stream
+    stays open and tails new feedback.
+    """
+    CompareVersions: _grpc.UnaryUnaryMultiCallable[_feedback_service_pb2.CompareVersionsRequest, _feedback_service_pb2.CompareVersionsResponse]
+    """Compares two versions of a model key by key: both groups' statistics,
+    their difference and a significance test (two-proportion z-test for
+    thumbs, Welch's t-test for scores).
+    """
 
 @_typing.type_check_only
 class FeedbackServiceAsyncStub(FeedbackServiceStub):
@@ -107,6 +129,28 @@ class FeedbackServiceAsyncStub(FeedbackServiceStub):
     """Deletes a piece of feedback. It disappears from every read that starts
     after this call returns. Its feedback_id stays reserved: creating it again
     is ALREADY_EXISTS.
+    """
+    StreamAggregates: _aio.UnaryStreamMultiCallable[_feedback_service_pb2.StreamAggregatesRequest, _feedback_service_pb2.StreamAggregatesResponse]  # type: ignore[assignment]
+    """Streams exact feedback aggregates per group (model, version, key, source
+    and optionally a time bucket): first a snapshot, one message per group,
+    then a SnapshotComplete marker. With follow, the stream stays open and
+    pushes a group again whenever a create, update or delete changes it (also
+    writes made through other replicas sharing the same ClickHouse), with a
+    Heartbeat at least every 5 seconds. It ends when the client cancels or its
+    deadline passes. A slow reader gets the latest state of each group, not
+    every intermediate one.
+    """
+    ExportFeedback: _aio.UnaryStreamMultiCallable[_feedback_service_pb2.ExportFeedbackRequest, _feedback_service_pb2.ExportFeedbackResponse]  # type: ignore[assignment]
+    """Streams raw feedback matching a filter in a stable order (create_time,
+    then feedback_id, ascending), in chunks that each carry a cursor.
+    Resuming from any cursor yields exactly the feedback after it, with no gap
+    and no repeat, even while new feedback arrives. With follow, the stream
+    stays open and tails new feedback.
+    """
+    CompareVersions: _aio.UnaryUnaryMultiCallable[_feedback_service_pb2.CompareVersionsRequest, _feedback_service_pb2.CompareVersionsResponse]  # type: ignore[assignment]
+    """Compares two versions of a model key by key: both groups' statistics,
+    their difference and a significance test (two-proportion z-test for
+    thumbs, Welch's t-test for scores).
     """
 
 class FeedbackServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -180,6 +224,46 @@ class FeedbackServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes a piece of feedback. It disappears from every read that starts
         after this call returns. Its feedback_id stays reserved: creating it again
         is ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamAggregates(
+        self,
+        request: _feedback_service_pb2.StreamAggregatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_feedback_service_pb2.StreamAggregatesResponse], _abc.AsyncIterator[_feedback_service_pb2.StreamAggregatesResponse]]:
+        """Streams exact feedback aggregates per group (model, version, key, source
+        and optionally a time bucket): first a snapshot, one message per group,
+        then a SnapshotComplete marker. With follow, the stream stays open and
+        pushes a group again whenever a create, update or delete changes it (also
+        writes made through other replicas sharing the same ClickHouse), with a
+        Heartbeat at least every 5 seconds. It ends when the client cancels or its
+        deadline passes. A slow reader gets the latest state of each group, not
+        every intermediate one.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportFeedback(
+        self,
+        request: _feedback_service_pb2.ExportFeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_feedback_service_pb2.ExportFeedbackResponse], _abc.AsyncIterator[_feedback_service_pb2.ExportFeedbackResponse]]:
+        """Streams raw feedback matching a filter in a stable order (create_time,
+        then feedback_id, ascending), in chunks that each carry a cursor.
+        Resuming from any cursor yields exactly the feedback after it, with no gap
+        and no repeat, even while new feedback arrives. With follow, the stream
+        stays open and tails new feedback.
+        """
+
+    @_abc_1.abstractmethod
+    def CompareVersions(
+        self,
+        request: _feedback_service_pb2.CompareVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feedback_service_pb2.CompareVersionsResponse, _abc.Awaitable[_feedback_service_pb2.CompareVersionsResponse]]:
+        """Compares two versions of a model key by key: both groups' statistics,
+        their difference and a significance test (two-proportion z-test for
+        thumbs, Welch's t-test for scores).
         """
 
 def add_FeedbackServiceServicer_to_server(servicer: FeedbackServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

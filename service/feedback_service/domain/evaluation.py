@@ -1,0 +1,292 @@
+"""What evaluation jobs read: aggregate statistics (snapshot and follow), exports, version comparisons."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from feedback_service.domain.aggregates import (
+    AggregateQuery,
+    FeedbackScope,
+    GroupCounts,
+    GroupField,
+    GroupKey,
+    check_scope,
+)
+from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
+from feedback_service.domain.listing import PageCursor, micros_since_epoch
+from feedback_service.domain.model import Feedback, Source
+from feedback_service.domain.ports import ExportFilter, FeedbackStore
+from feedback_service.domain.statistics import (
+    ScoreSummary,
+    TestResult,
+    summarize_scores,
+    two_proportion_z_test,
+    welch_t_test,
+    wilson_interval,
+)
+from feedback_service.domain.validation import ViolationCollector, check_project
+
+DEFAULT_CHUNK = 1000
+MAX_CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class FollowTiming:
+    """How a following stream refreshes: at once on an in-process write (after a short debounce that
+    lets a burst settle), and by polling the store for writes through other replicas."""
+
+    poll_s: float = 1.0
+    debounce_s: float = 0.02
+    heartbeat_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbSummary:
+    up: int
+    down: int
+    positive_rate: float
+    wilson_lower: float
+    wilson_upper: float
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackStats:
+    count: int
+    thumbs: ThumbSummary
+    scores: ScoreSummary
+    labels: Mapping[str, int] = field(default_factory=dict)
+    comments: int = 0
+    corrections: int = 0
+    distinct_authors: int = 0
+
+
+def stats_of(counts: GroupCounts) -> FeedbackStats:
+    votes = counts.thumbs_up + counts.thumbs_down
+    lower, upper = wilson_interval(counts.thumbs_up, votes)
+    return FeedbackStats(
+        count=counts.count,
+        thumbs=ThumbSummary(
+            up=counts.thumbs_up,
+            down=counts.thumbs_down,
+            positive_rate=counts.thumbs_up / votes if votes else 0.0,
+            wilson_lower=lower,
+            wilson_upper=upper,
+        ),
+        scores=summarize_scores(counts.scores),
+        labels=dict(counts.labels),
+        comments=counts.comments,
+        corrections=counts.corrections,
+        distinct_authors=counts.distinct_authors,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUpdate:
+    key: GroupKey
+    stats: FeedbackStats
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDone:
+    watermark: datetime
+    group_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    watermark: datetime
+
+
+AggregateEvent = GroupUpdate | SnapshotDone | Beat
+
+
+@dataclass(frozen=True, slots=True)
+class ExportChunk:
+    feedback: list[Feedback]
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyComparison:
+    key: str
+    a: FeedbackStats
+    b: FeedbackStats
+    metric: str  # "positive_rate", "score_mean" or "" (nothing to test)
+    result: TestResult | None
+    sample_size_a: int
+    sample_size_b: int
+
+
+def check_aggregate_query(query: AggregateQuery) -> None:
+    found = ViolationCollector()
+    check_scope(query.scope, found, whole_minutes=True)
+    if len(set(query.group_by)) != len(query.group_by):
+        found.add("group_by", "must not repeat a dimension")
+    found.raise_if_any()
+
+
+def encode_cursor(cursor: PageCursor, export_filter: ExportFilter) -> str:
+    payload = json.dumps([1, _export_digest(export_filter), cursor.create_time_us, cursor.feedback_id])
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str, export_filter: ExportFilter) -> PageCursor | None:
+    if not token:
+        return None
+    try:
+        version, digest, create_time_us, feedback_id = json.loads(
+            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        )
+        valid = version == 1 and isinstance(create_time_us, int) and isinstance(feedback_id, str)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        valid = False
+    if not valid:
+        raise InvalidArgumentError([FieldViolation("cursor", "is not a cursor returned by ExportFeedback")])
+    if digest != _export_digest(export_filter):
+        raise InvalidArgumentError(
+            [FieldViolation("cursor", "was issued for another project or filter; resume with the same filter")]
+        )
+    return PageCursor(create_time_us=create_time_us, feedback_id=feedback_id)
+
+
+def _export_digest(export_filter: ExportFilter) -> str:
+    flags = f"{int(export_filter.only_with_correction)}{int(export_filter.only_with_comment)}"
+    return f"{export_filter.scope.digest()}:{flags}"
+
+
+class EvaluationOperations:
+    """StreamAggregates, ExportFeedback and CompareVersions."""
+
+    def __init__(self, store: FeedbackStore, *, timing: FollowTiming | None = None) -> None:
+        self._store = store
+        self._timing = timing or FollowTiming()
+
+    async def aggregate(self, query: AggregateQuery) -> list[GroupUpdate]:
+        check_aggregate_query(query)
+        return [GroupUpdate(c.key, stats_of(c)) for c in await self._store.aggregate(query)]
+
+    async def stream_aggregates(self, query: AggregateQuery, *, follow: bool) -> AsyncIterator[AggregateEvent]:
+        """Snapshot, marker, then (following) changed groups and heartbeats.
+
+        Pull-based: a refresh happens only when the consumer has taken what came before, so a slow
+        reader gets the latest state of each group and the server holds one snapshot per stream.
+        """
+        check_aggregate_query(query)
+        with self._store.changes.subscribe(query.scope.project) as changed:
+            watermark = self._store.safe_watermark()
+            sent: dict[GroupKey, GroupCounts] = {}
+            for counts in await self._store.aggregate(query):
+                sent[counts.key] = counts
+                yield GroupUpdate(counts.key, stats_of(counts))
+            yield SnapshotDone(watermark, len(sent))
+            if not follow:
+                return
+            last_beat = time.monotonic()
+            while True:
+                await self._wait_for_change(changed)
+                watermark = self._store.safe_watermark()
+                current = {c.key: c for c in await self._store.aggregate(query)}
+                updates = [GroupUpdate(k, stats_of(c)) for k, c in current.items() if sent.get(k) != c]
+                # A group whose feedback is all gone is sent once with count 0.
+                updates += [GroupUpdate(k, stats_of(GroupCounts(key=k))) for k in sent.keys() - current.keys()]
+                sent = current
+                for update in updates:
+                    yield update
+                if updates or time.monotonic() - last_beat >= self._timing.heartbeat_s:
+                    last_beat = time.monotonic()
+                    yield Beat(watermark)
+
+    async def _wait_for_change(self, changed: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(changed.wait(), self._timing.poll_s)
+            await asyncio.sleep(self._timing.debounce_s)
+        except TimeoutError:
+            pass  # poll: writes through other replicas do not notify this process
+        changed.clear()
+
+    async def export(
+        self, export_filter: ExportFilter, *, cursor: str, follow: bool, chunk_size: int
+    ) -> AsyncIterator[ExportChunk]:
+        found = ViolationCollector()
+        check_scope(export_filter.scope, found, whole_minutes=False)
+        if chunk_size < 0:
+            found.add("chunk_size", "must not be negative")
+        found.raise_if_any()
+        limit = min(chunk_size or DEFAULT_CHUNK, MAX_CHUNK)
+        after = decode_cursor(cursor, export_filter)
+        with self._store.changes.subscribe(export_filter.scope.project) as changed:
+            while True:
+                # Only feedback older than the watermark: nothing created earlier can still arrive,
+                # so the order is final and a cursor never skips a late insert.
+                page = await self._store.export_page(export_filter, after, self._store.safe_watermark(), limit)
+                if page:
+                    last = page[-1]
+                    assert last.create_time is not None
+                    after = PageCursor(micros_since_epoch(last.create_time), last.feedback_id)
+                    yield ExportChunk(page, encode_cursor(after, export_filter))
+                if len(page) == limit:
+                    continue
+                if not follow:
+                    return
+                await self._wait_for_change(changed)
+
+    async def compare(
+        self,
+        scope: FeedbackScope,
+        *,
+        model: str,
+        version_a: str,
+        version_b: str,
+    ) -> list[KeyComparison]:
+        found = ViolationCollector()
+        check_project(scope.project, found)
+        for name, value in (("model", model), ("version_a", version_a), ("version_b", version_b)):
+            if not value:
+                found.add(name, "is required")
+        if version_a and version_a == version_b:
+            found.add("version_b", "must differ from version_a")
+        for name in ("start_time", "end_time"):
+            moment: datetime | None = getattr(scope, name)
+            if moment is not None and (moment.second or moment.microsecond):
+                found.add(name, "must be a whole minute: aggregates are kept per minute")
+        if scope.start_time and scope.end_time and scope.start_time >= scope.end_time:
+            found.add("end_time", "must be after start_time (the range is empty or inverted)")
+        found.raise_if_any()
+        query = AggregateQuery(
+            scope=dataclasses.replace(scope, models=(model,), model_versions=(version_a, version_b)),
+            group_by=(GroupField.MODEL_VERSION, GroupField.KEY),
+        )
+        by_version: dict[str, dict[str, GroupCounts]] = {version_a: {}, version_b: {}}
+        for counts in await self._store.aggregate(query):
+            by_version[counts.key.model_version][counts.key.key] = counts
+        keys = sorted(scope.keys or (by_version[version_a].keys() | by_version[version_b].keys()))
+        return [_compare_key(key, by_version[version_a].get(key), by_version[version_b].get(key)) for key in keys]
+
+
+def _compare_key(key: str, counts_a: GroupCounts | None, counts_b: GroupCounts | None) -> KeyComparison:
+    a = stats_of(counts_a or GroupCounts(key=GroupKey(key=key)))
+    b = stats_of(counts_b or GroupCounts(key=GroupKey(key=key)))
+    votes_a, votes_b = a.thumbs.up + a.thumbs.down, b.thumbs.up + b.thumbs.down
+    if votes_a or votes_b:
+        result = two_proportion_z_test(a.thumbs.up, votes_a, b.thumbs.up, votes_b)
+        return KeyComparison(key, a, b, "positive_rate", result, votes_a, votes_b)
+    if a.scores.count or b.scores.count:
+        result = welch_t_test(a.scores, b.scores)
+        return KeyComparison(key, a, b, "score_mean", result, a.scores.count, b.scores.count)
+    return KeyComparison(key, a, b, "", None, 0, 0)
+
+
+def sources_of(numbers: list[int], found: ViolationCollector, name: str) -> tuple[Source, ...]:
+    known = set(Source.__members__.values())
+    for number in numbers:
+        if number not in known or number == Source.UNSPECIFIED:
+            found.add(name, f"unknown source {number}")
+    return tuple(Source(n) for n in numbers if n in known and n != Source.UNSPECIFIED)
