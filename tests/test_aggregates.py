@@ -218,9 +218,10 @@ async def test_bad_aggregate_requests_are_invalid_argument(
     assert words in field_violations(caught.value)[field]
 
 
-async def _next_group(stream: Any, timeout: float = 5.0) -> agg.AggregateGroup:
+async def _next_group(stream: Any) -> agg.AggregateGroup:
+    """The next group message, skipping heartbeats; fails after 5 s."""
     while True:
-        message = await asyncio.wait_for(stream.read(), timeout)
+        message: pb.StreamAggregatesResponse = await asyncio.wait_for(stream.read(), 5.0)
         if message.WhichOneof("event") == "group":
             return message.group
 
