@@ -41,7 +41,7 @@ async def test_versions_are_compared_with_a_z_test_for_thumbs_and_welch_for_scor
     stub: FeedbackServiceStub, project: str
 ) -> None:
     items = _votes(project, "v1", 45, 55) + _votes(project, "v2", 56, 44) + _scores(project, "v1", A1)
-    items += _scores(project, "v2", A2) + [thumbs_up(project, model="other", model_version="v1")]
+    items += [*_scores(project, "v2", A2), thumbs_up(project, model="other", model_version="v1")]
     for start in range(0, len(items), 1000):
         await stub.BatchCreateFeedback(pb.BatchCreateFeedbackRequest(feedback=items[start : start + 1000]))
     response = await stub.CompareVersions(

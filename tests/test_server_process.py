@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from feedback_proto.v1 import feedback_pb2, feedback_service_pb2_grpc
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.store.data_dir_lock import LOCK_FILE_NAME
+from feedback_service.store.migrations import load_migrations
 from tests.helpers import thumbs_up
 from tests.support.server_process import ServerProcess, query_data_dir, run_cli
 
@@ -363,6 +364,9 @@ def test_reflection_lists_the_services_and_describes_the_feedback_api(running_se
             "ListFeedback",
             "UpdateFeedback",
             "DeleteFeedback",
+            "StreamAggregates",
+            "ExportFeedback",
+            "CompareVersions",
         }
         for name, method in methods.items():
             assert method.input_type.full_name == f"feedback.v1.{name}Request"
@@ -381,8 +385,10 @@ def test_migrate_applies_the_schema_once_and_then_has_nothing_to_do(tmp_path: Pa
     first = run_cli(["migrate", "--data-dir", str(data_dir)], cwd=tmp_path)
     second = run_cli(["migrate", "--data-dir", str(data_dir)], cwd=tmp_path)
     assert (first.returncode, second.returncode) == (0, 0), (first, second)
-    assert first.stdout.strip() == f"migrated embedded:{data_dir}: 0001_feedback.sql", first
-    assert second.stdout.strip() == f"migrated embedded:{data_dir}: nothing to apply, already up to date", second
+    applied = ", ".join(m.name for m in load_migrations())
+    assert first.stdout.strip() == f"migrated embedded:{data_dir.resolve()}: {applied}", first
+    up_to_date = f"migrated embedded:{data_dir.resolve()}: nothing to apply, already up to date"
+    assert second.stdout.strip() == up_to_date, second
 
 
 @pytest.mark.parametrize(

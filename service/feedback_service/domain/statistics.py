@@ -255,7 +255,7 @@ def student_t_two_sided_p(t: float, df: float) -> float:
         raise ValueError(f"df must be positive, got {df!r}")
     if math.isinf(df):
         return normal_two_sided_p(t)
-    if df >= _LARGE_DF and t**4 <= df / 10.0:
+    if df >= _LARGE_DF and abs(t) <= math.sqrt(math.sqrt(df / 10.0)):
         return _clamp(_student_t_two_sided_p_large_df(abs(t), df), 0.0, 1.0)
     r = abs(t) / math.sqrt(df)
     if r == 0.0:

@@ -100,6 +100,41 @@ class FeedbackClient:
         response: feedback_service_pb2.UpdateFeedbackResponse = await self._call(self._stub.UpdateFeedback, request)
         return response.feedback
 
+    async def stream_aggregates(
+        self, request: feedback_service_pb2.StreamAggregatesRequest, *, timeout_s: float | None = None
+    ) -> AsyncIterator[feedback_service_pb2.StreamAggregatesResponse]:
+        """Aggregates per group: the snapshot, a SnapshotComplete marker, then (with follow) updates.
+
+        Following streams have no deadline unless ``timeout_s`` is given.
+        """
+        call = self._stub.StreamAggregates(request, timeout=timeout_s)
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as error:
+            raise FeedbackError.from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def export(
+        self, request: feedback_service_pb2.ExportFeedbackRequest, *, timeout_s: float | None = None
+    ) -> AsyncIterator[feedback_service_pb2.ExportFeedbackResponse]:
+        """Chunks of raw feedback, each with the cursor to resume after it."""
+        call = self._stub.ExportFeedback(request, timeout=timeout_s)
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as error:
+            raise FeedbackError.from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def compare_versions(
+        self, request: feedback_service_pb2.CompareVersionsRequest
+    ) -> feedback_service_pb2.CompareVersionsResponse:
+        response: feedback_service_pb2.CompareVersionsResponse = await self._call(self._stub.CompareVersions, request)
+        return response
+
     async def delete(self, project: str, feedback_id: str) -> None:
         request = feedback_service_pb2.DeleteFeedbackRequest(project=project, feedback_id=feedback_id)
         await self._call(self._stub.DeleteFeedback, request)
