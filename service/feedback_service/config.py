@@ -72,6 +72,7 @@ class Settings:
     batch_max_delay_ms: float = 2.0
     write_queue_rows: int = 200_000
     shutdown_grace_s: float = 10.0
+    replica_settle_s: float = 2.0
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -82,6 +83,11 @@ class Settings:
             database=self.clickhouse_database,
             threads=self.db_threads,
         )
+
+    @property
+    def settle_s(self) -> float:
+        """The embedded engine has one process, whose in-flight creates the store tracks exactly."""
+        return self.replica_settle_s if self.clickhouse_url else 0.0
 
     def batching_config(self) -> BatchingConfig:
         return BatchingConfig(
@@ -127,6 +133,13 @@ OPTIONS: tuple[Option, ...] = (
         "FEEDBACK_SHUTDOWN_GRACE_S",
         _non_negative_float,
         "seconds in-flight calls get to finish on SIGTERM/SIGINT",
+    ),
+    Option(
+        "replica_settle_s",
+        "FEEDBACK_REPLICA_SETTLE_S",
+        _non_negative_float,
+        "with a ClickHouse server only: how far exports and watermarks stay behind the clock, so a create "
+        "still in flight on another replica cannot land behind an export cursor",
     ),
     Option(
         "log_format", "FEEDBACK_LOG_FORMAT", _choice("auto", "json", "console"), "auto = console on a TTY, else JSON"

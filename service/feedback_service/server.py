@@ -47,7 +47,7 @@ class FeedbackServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = ClickHouseEngine(settings.engine_config())
-        self.store = ClickHouseFeedbackStore(self.engine, settings.batching_config())
+        self.store = ClickHouseFeedbackStore(self.engine, settings.batching_config(), settle_s=settings.settle_s)
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
             interceptors=[ErrorAndLoggingInterceptor()],
