@@ -272,7 +272,7 @@ def student_t_two_sided_p(t: float, df: float) -> float:
         inverse_r2 = (1.0 / r) ** 2
         x, y = inverse_r2 / (1.0 + inverse_r2), 1.0 / (1.0 + inverse_r2)
         log_x, log_y = -2.0 * math.log(r) - math.log1p(inverse_r2), -math.log1p(inverse_r2)
-    p = _regularized_incomplete_beta(df / 2.0, 0.5, x, y, log_x, log_y)
+    p = _regularized_incomplete_beta(df / 2.0, 0.5, x=x, y=y, log_x=log_x, log_y=log_y)
     return _clamp(p, 0.0, 1.0)
 
 
@@ -408,7 +408,7 @@ def _student_t_two_sided_p_large_df(t: float, df: float) -> float:
     return math.erfc(t / math.sqrt(2.0)) + 2.0 * density * correction / df
 
 
-def _regularized_incomplete_beta(a: float, b: float, x: float, y: float, log_x: float, log_y: float) -> float:
+def _regularized_incomplete_beta(a: float, b: float, *, x: float, y: float, log_x: float, log_y: float) -> float:
     """I_x(a, b) with y = 1 - x, as in Numerical Recipes ``betai``.
 
     The continued fraction converges quickly for x < (a + 1) / (a + b + 2); above that the
