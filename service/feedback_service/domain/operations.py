@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from feedback_service.domain.errors import (
     AlreadyExistsError,
@@ -34,6 +34,7 @@ from feedback_service.domain.validation import (
 )
 
 MAX_BATCH_SIZE = 1000
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 Clock = Callable[[], datetime]
 
@@ -48,6 +49,7 @@ class FeedbackOperations:
     def __init__(self, store: FeedbackStore, *, clock: Clock = utc_now) -> None:
         self._store = store
         self._clock = clock
+        self._last_time = datetime.min.replace(tzinfo=UTC)
 
     async def create(self, draft: FeedbackInput) -> Feedback:
         new = self._prepare(draft)
@@ -127,7 +129,11 @@ class FeedbackOperations:
         return NewFeedback(feedback=feedback, fingerprint=create_fingerprint(feedback))
 
     def _now(self) -> datetime:
-        return self._clock()
+        # Strictly increasing: writes of one process never share a timestamp, so "newer" is always
+        # defined (vote replacement, export order), even within one batch.
+        now = max(self._clock(), self._last_time + _ONE_MICROSECOND)
+        self._last_time = now
+        return now
 
 
 # Placeholder for items whose outcome comes from the store below.

@@ -48,10 +48,10 @@ _LATEST_BY_ID = (
     "WHERE project = {project:String} AND feedback_id IN {ids:Array(String)} "
     "ORDER BY revision DESC LIMIT 1 BY feedback_id"
 )
-# Current end-user votes on some traces, for one vote per user.
+# Current end-user votes on some traces, for one vote per user: primary-key lookups in user_votes.
 _CURRENT_VOTES = (
-    f"SELECT {SELECT_LIST} FROM {TABLE} FINAL "
-    "WHERE project = {project:String} AND trace_id IN {traces:Array(String)} AND source = 'user' AND author != ''"
+    "SELECT feedback_id FROM user_votes FINAL "
+    "WHERE project = {project:String} AND trace_id IN {traces:Array(String)}"
 )
 _GROUP_COLUMNS = {
     GroupField.MODEL: "model",
@@ -221,19 +221,11 @@ def _current_votes(client: Client, creates: Sequence[Feedback]) -> dict[_VoteKey
     votes: dict[_VoteKey, StoredRow] = {}
     for project, traces in traces_by_project.items():
         parameters = {"project": project, "traces": sorted(traces)}
-        for raw in client.query(_CURRENT_VOTES, parameters=parameters).result_rows:
-            row = StoredRow(raw)
-            vote_key = _vote_key(row.feedback)
-            known = votes.get(vote_key)
-            if known is None or _newer(row.feedback, known.feedback):
-                votes[vote_key] = row
+        vote_ids = [row[0] for row in client.query(_CURRENT_VOTES, parameters=parameters).result_rows]
+        for row in _latest_rows(client, [(project, feedback_id) for feedback_id in vote_ids]).values():
+            if not row.deleted:
+                votes[_vote_key(row.feedback)] = row
     return votes
-
-
-def _newer(left: Feedback, right: Feedback) -> bool:
-    assert left.create_time is not None
-    assert right.create_time is not None
-    return (left.create_time, left.feedback_id) > (right.create_time, right.feedback_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,3 +74,31 @@ SELECT
     mapFilter((k, n) -> n != 0 AND k != '', map(author, toInt64(1)))
 FROM feedback FINAL
 WHERE is_deleted = 0 AND (SELECT count() FROM feedback_aggregates) = 0;
+
+-- One vote per user: the current SOURCE_USER feedback of each (trace, key, author), found by primary
+-- key instead of by scanning feedback. Fed by every feedback row of a user vote: the newest create
+-- wins (version create_time); later revisions of the same vote, its deletion tombstone included, have
+-- the same create_time and win by being inserted later.
+CREATE TABLE IF NOT EXISTS user_votes
+(
+    project LowCardinality(String) COMMENT 'Tenant',
+    trace_id String COMMENT 'Trace voted on',
+    key LowCardinality(String) COMMENT 'Feedback key voted on',
+    author String COMMENT 'The end user',
+    feedback_id String COMMENT 'Their current vote',
+    create_time DateTime64(6, 'UTC') COMMENT 'When that vote was created',
+    is_deleted UInt8 COMMENT '1 when the vote was deleted or replaced'
+)
+ENGINE = ReplacingMergeTree(create_time, is_deleted)
+ORDER BY (project, trace_id, key, author)
+COMMENT 'Current end-user vote per trace, key and author';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS user_votes_mv TO user_votes AS
+SELECT project, trace_id, key, author, feedback_id, create_time, is_deleted
+FROM feedback
+WHERE source = 'user' AND author != '';
+
+INSERT INTO user_votes
+SELECT project, trace_id, key, author, feedback_id, create_time, is_deleted
+FROM feedback FINAL
+WHERE source = 'user' AND author != '' AND is_deleted = 0 AND (SELECT count() FROM user_votes) = 0;
