@@ -233,6 +233,25 @@ def server_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def cpu_share(pid: int, seconds: float) -> float:
+    """Cores the process used on average over the next ``seconds``."""
+    before = server_cpu_s(pid)
+    await asyncio.sleep(seconds)
+    return (server_cpu_s(pid) - before) / seconds
+
+
+async def settle(pid: int, max_s: float, *, idle_share: float = 0.1, window_s: float = 1.0) -> tuple[float, float]:
+    """Wait until the server is idle (background merges of the load done), at most ``max_s``.
+
+    Returns (seconds waited, cores used in the last window).
+    """
+    began = time.monotonic()
+    share = await cpu_share(pid, window_s)
+    while share > idle_share and time.monotonic() - began < max_s:
+        share = await cpu_share(pid, window_s)
+    return time.monotonic() - began, share
+
+
 def _stub(channel: grpc.aio.Channel) -> feedback_service_pb2_grpc.FeedbackServiceAsyncStub:
     # The generated stub is typed as sync or async; on an aio channel it is the async one.
     stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
@@ -287,6 +306,7 @@ class FreshnessResult:
     delays_s: list[float]
     ack_s: list[float]
     timeouts: int
+    baseline_cpu_share: float  # server CPU (cores) with no stream open and nothing written
     idle_cpu_share: float  # server CPU (cores) while one follow stream is open and nothing is written
 
     @property
@@ -325,17 +345,16 @@ async def measure_freshness(
 ) -> FreshnessResult:
     rng = random.Random(7)  # noqa: S311  (synthetic data, not security)
     state = _FollowState()
-    call = stub.StreamAggregates(snapshot_request(follow=True, model=FOLLOW_MODEL, version=FOLLOW_VERSION))
-    reader = asyncio.create_task(_read_follow(call, state))
     group_key = (FOLLOW_VERSION, "thumbs")
     delays: list[float] = []
     acks: list[float] = []
     timeouts = 0
+    baseline_share = await cpu_share(pid, idle_s)
+    call = stub.StreamAggregates(snapshot_request(follow=True, model=FOLLOW_MODEL, version=FOLLOW_VERSION))
+    reader = asyncio.create_task(_read_follow(call, state))
     try:
         await asyncio.wait_for(state.snapshot_done.wait(), 120)
-        cpu_before = server_cpu_s(pid)
-        await asyncio.sleep(idle_s)
-        idle_share = (server_cpu_s(pid) - cpu_before) / idle_s
+        idle_share = await cpu_share(pid, idle_s)
         for _ in range(samples):
             expected = state.counts.get(group_key, 0) + 1
             feedback = feedback_pb2.Feedback(
@@ -371,7 +390,7 @@ async def measure_freshness(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
             await reader
-    return FreshnessResult(delays, acks, timeouts, idle_share)
+    return FreshnessResult(delays, acks, timeouts, baseline_share, idle_share)
 
 
 @dataclass
@@ -479,8 +498,11 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
     freshness: FreshnessResult | None = None
     exports: list[ExportResult] = []
     async with server:
-        log(f"server pid {server.pid} listening on {server.target}; settling {options.settle_s:.0f} s")
-        await asyncio.sleep(options.settle_s)
+        waited, share = await settle(server.pid, options.settle_s)
+        log(
+            f"server pid {server.pid} on {server.target}; settled {waited:.0f} s (until it used < 10% of a core, "
+            f"at most {options.settle_s:.0f} s): {share:.0%} of a core in the last second"
+        )
         channel_options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         async with grpc.aio.insecure_channel(server.target, options=channel_options) as channel:
             stub = _stub(channel)
@@ -490,7 +512,8 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
             log(
                 f"snapshot: median {snapshot.median_s * 1000:.1f} ms (min {min(snapshot.times_s) * 1000:.1f}, "
                 f"max {max(snapshot.times_s) * 1000:.1f}) over {len(snapshot.times_s)} calls; {snapshot.groups} "
-                f"groups, {snapshot.feedback_count:,} feedback; server CPU {snapshot.server_cpu_s:.2f} s"
+                f"groups, {snapshot.feedback_count:,} feedback; server CPU "
+                f"{snapshot.server_cpu_s / len(snapshot.times_s) * 1000:.0f} ms per snapshot"
             )
             if options.freshness_at == "each" or rows == max(options.sizes):
                 freshness = await measure_freshness(
@@ -500,8 +523,9 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
                     f"freshness: p50 {freshness.p50_s * 1000:.0f} ms, p99 {freshness.p99_s * 1000:.0f} ms, "
                     f"max {max(freshness.delays_s) * 1000:.0f} ms over {len(freshness.delays_s)} samples "
                     f"({freshness.timeouts} timeouts); CreateFeedback ack p50 "
-                    f"{percentile(freshness.ack_s, 0.5) * 1000:.0f} ms; idle follow stream costs "
-                    f"{freshness.idle_cpu_share:.0%} of a core"
+                    f"{percentile(freshness.ack_s, 0.5) * 1000:.0f} ms; server CPU with nothing written: "
+                    f"{freshness.baseline_cpu_share:.0%} of a core without a stream, {freshness.idle_cpu_share:.0%} "
+                    "with one follow stream open"
                 )
             for chunk_size in options.export_chunks:
                 result = await measure_export(
@@ -550,13 +574,38 @@ def environment_lines() -> list[str]:
                 memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     from google.protobuf.internal import api_implementation  # noqa: PLC0415
 
+    import feedback_service  # noqa: PLC0415
+
+    service_dir = Path(feedback_service.__file__).resolve().parent
+
     return [
         f"date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"machine: {os.cpu_count()} cores ({cpu}), {memory} RAM, {platform.system()} {platform.release()}",
         f"python {platform.python_version()}, grpcio {_version('grpcio')}, protobuf {_version('protobuf')} "
         f"({api_implementation.Type()}), clickhouse-connect {_version('clickhouse-connect')}, "
         f"chdb {_version('chdb')}",
+        f"service: {service_dir} at {_git_revision(service_dir)}",
     ]
+
+
+def _git_revision(directory: Path) -> str:
+    """Commit of the checkout holding ``directory``, with a note when its files differ from it."""
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(  # noqa: S603
+            ["git", *arguments],  # noqa: S607  (whichever git is on PATH)
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    try:
+        commit, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.CalledProcessError):
+        return "no git checkout"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
 def _rows_label(rows: int) -> str:
@@ -627,6 +676,16 @@ def result_rows(results: Sequence[SizeResult]) -> list[tuple[str, str, str, str,
                 _ms(fresh.p99_s),
                 f"<= {FRESHNESS_P99_LIMIT_S * 1000:.0f} ms",
                 _verdict(fresh.p99_s <= FRESHNESS_P99_LIMIT_S and not fresh.timeouts),
+            )
+        )
+        table.append(("CreateFeedback ack p50 (info)", label, _ms(percentile(fresh.ack_s, 0.5)), "-", ""))
+        table.append(
+            (
+                f"server CPU, 1 idle follow stream (info; none open: {fresh.baseline_cpu_share:.0%})",
+                label,
+                f"{fresh.idle_cpu_share:.0%} of a core",
+                "-",
+                "",
             )
         )
     for result in results:
@@ -719,7 +778,9 @@ def parse_options(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--export-records", type=int, help="stop an export after this many (default 1000000)")
     parser.add_argument("--export-seconds", type=float, help="stop an export after this long (default 60, quick 15)")
-    parser.add_argument("--settle-s", type=float, default=3.0, help="wait after the server starts (default 3)")
+    parser.add_argument(
+        "--settle-s", type=float, help="most to wait for the server to go idle after start (default 60, quick 20)"
+    )
     parser.add_argument("--data-dir", type=Path, help="work dir to keep (default: a temp dir, removed)")
     parser.add_argument("--markdown", type=Path, help="also write the results as a markdown table here")
     arguments = parser.parse_args(argv)
@@ -738,7 +799,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         export_chunks=[1000, 10_000],
         export_records=arguments.export_records or 1_000_000,
         export_seconds=arguments.export_seconds or (15.0 if quick else 60.0),
-        settle_s=arguments.settle_s,
+        settle_s=arguments.settle_s if arguments.settle_s is not None else (20.0 if quick else 60.0),
         data_dir=arguments.data_dir,
         markdown=arguments.markdown,
         quick=quick,

@@ -1,7 +1,7 @@
 """An evaluation loop: follow the feedback aggregates of one model, version by version, and print them
 whenever they change.
 
-    python examples/evaluation_loop.py --project demo --model support-bot
+    FEEDBACK_API_KEY=<a key with the read scope> python examples/evaluation_loop.py --project demo --model support-bot
     python examples/evaluation_loop.py --project demo --model support-bot --duration 10 --target 127.0.0.1:50051
 
 Needs only the light client: pip install ./clients/python
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 from collections.abc import Sequence
 
 from feedback_client import FeedbackClient
@@ -32,13 +33,13 @@ def describe(group: aggregates_pb2.AggregateGroup) -> str:
     )
 
 
-async def follow(target: str, project: str, model: str) -> None:
+async def follow(target: str, api_key: str | None, project: str, model: str) -> None:
     request = feedback_service_pb2.StreamAggregatesRequest(
         filter=aggregates_pb2.AggregateFilter(project=project, models=[model]),
         group_by=[aggregates_pb2.GROUP_BY_FIELD_MODEL_VERSION, aggregates_pb2.GROUP_BY_FIELD_KEY],
         follow=True,
     )
-    async with FeedbackClient(target) as client:
+    async with FeedbackClient(target, api_key=api_key) as client:
         print(HEADER)
         async for message in client.stream_aggregates(request):
             event = message.WhichOneof("event")
@@ -52,12 +53,15 @@ async def follow(target: str, project: str, model: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="127.0.0.1:50051", help="feedback service address")
+    parser.add_argument("--api-key", default=os.environ.get("FEEDBACK_API_KEY"), help="default: $FEEDBACK_API_KEY")
     parser.add_argument("--project", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     options = parser.parse_args(argv)
     with contextlib.suppress(TimeoutError, KeyboardInterrupt):
-        asyncio.run(asyncio.wait_for(follow(options.target, options.project, options.model), options.duration))
+        asyncio.run(
+            asyncio.wait_for(follow(options.target, options.api_key, options.project, options.model), options.duration)
+        )
 
 
 if __name__ == "__main__":

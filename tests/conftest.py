@@ -19,6 +19,7 @@ from feedback_proto.v1 import feedback_service_pb2_grpc
 from feedback_service.config import Settings
 from feedback_service.logging_setup import configure_logging
 from feedback_service.server import FeedbackServer
+from tests.support.auth import ADMIN_KEY, authorized_channel
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,7 @@ def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 async def server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
     configure_logging(log_format="json", level="warning")
-    settings = Settings(listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database="api_tests")
+    settings = Settings(listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database="api_tests", admin_key=ADMIN_KEY)
     running = FeedbackServer(settings)
     await running.start()
     yield running
@@ -39,7 +40,8 @@ async def server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
 
 @pytest.fixture(scope="session")
 async def channel(server: FeedbackServer) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as open_channel:
+    # The bootstrap admin key: every scope on every project; test_auth covers project keys.
+    async with authorized_channel(f"127.0.0.1:{server.port}", ADMIN_KEY) as open_channel:
         yield open_channel
 
 
@@ -51,7 +53,7 @@ def stub(channel: grpc.aio.Channel) -> feedback_service_pb2_grpc.FeedbackService
 
 @pytest.fixture(scope="session")
 async def client(server: FeedbackServer) -> AsyncIterator[FeedbackClient]:
-    async with FeedbackClient(f"127.0.0.1:{server.port}") as open_client:
+    async with FeedbackClient(f"127.0.0.1:{server.port}", api_key=ADMIN_KEY) as open_client:
         yield open_client
 
 

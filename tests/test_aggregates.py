@@ -18,6 +18,7 @@ from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.config import Settings
 from feedback_service.server import FeedbackServer
 from tests.helpers import field_violations, thumbs_up
+from tests.support.auth import ADMIN_KEY, authorized_channel
 from tests.support.brute_force import assert_stats_match, expected_groups
 
 if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
@@ -304,14 +305,19 @@ async def test_writes_through_another_replica_reach_a_follow_stream(
     # A second server on the same engine and database stands in for another replica:
     # its writes do not notify this server's streams, so only polling finds them.
     other = FeedbackServer(
-        Settings(listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database=server.settings.clickhouse_database)
+        Settings(
+            listen="127.0.0.1:0",
+            data_dir=engine_dir,
+            clickhouse_database=server.settings.clickhouse_database,
+            admin_key=ADMIN_KEY,
+        )
     )
     await other.start()
     try:
         request = pb.StreamAggregatesRequest(filter=agg.AggregateFilter(project=project), follow=True)
         stream = stub.StreamAggregates(request, timeout=30)
         await asyncio.wait_for(stream.read(), 5)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{other.port}") as channel:
+        async with authorized_channel(f"127.0.0.1:{other.port}", ADMIN_KEY) as channel:
             other_stub: FeedbackServiceStub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)  # type: ignore[assignment]
             started = time.perf_counter()
             await other_stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 
 from feedback_service.config import OPTIONS
 from feedback_service.server import FeedbackServer
+from tests.support.auth import ADMIN_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = {name: (ROOT / name).read_text() for name in ("README.md", "clients/python/README.md")}
@@ -28,13 +30,20 @@ async def test_python_examples_run_against_the_server(readme: str, server: Feedb
 
 
 async def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "FEEDBACK_API_KEY": ADMIN_KEY}
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        subprocess.run,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environment,
     )
 
 
 def test_readme_configuration_table_lists_every_setting() -> None:
     text = READMES["README.md"]
     for option in OPTIONS:
-        flag = "--" + option.name.replace("_", "-")
-        assert re.search(rf"\| `{option.env}` \| `{flag}` \|", text), f"{option.env} / {flag} missing from README"
+        flag = f"`{option.flag}`" if option.has_flag else "—"
+        assert f"| `{option.env}` | {flag} |" in text, f"{option.env} / {flag} missing from README"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.server import FeedbackServer
 from tests.helpers import thumbs_up
+from tests.support.auth import ADMIN_KEY
 
 if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
     from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub as FeedbackServiceStub
@@ -35,11 +37,16 @@ async def test_the_evaluation_loop_prints_the_snapshot_and_then_each_change(
         "6",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "FEEDBACK_API_KEY": ADMIN_KEY},
     )
     assert loop.stdout is not None
     lines: list[str] = []
     while not any("snapshot complete" in line for line in lines):
-        lines.append((await asyncio.wait_for(loop.stdout.readline(), 15)).decode())
+        line = (await asyncio.wait_for(loop.stdout.readline(), 15)).decode()
+        if not line:  # the example ended early
+            _, errors = await loop.communicate()
+            raise AssertionError(f"the example stopped: {lines} {errors.decode()}")
+        lines.append(line)
     down = thumbs_up(project, model="bot", model_version="v2", thumb=feedback_pb2.THUMB_DOWN)
     await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=down))
     lines.append((await asyncio.wait_for(loop.stdout.readline(), 5)).decode())

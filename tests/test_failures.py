@@ -16,6 +16,7 @@ from feedback_proto.v1 import feedback_service_pb2_grpc
 from feedback_service.config import Settings
 from feedback_service.server import FeedbackServer
 from tests.helpers import thumbs_up
+from tests.support.auth import ADMIN_KEY, authorized_channel
 from tests.support.clickhouse_http import ClickHouseHttpFixture
 
 if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
@@ -33,12 +34,16 @@ async def test_a_database_outage_is_unavailable_and_recovers(engine_dir: Path) -
     endpoint = ClickHouseHttpFixture(str(engine_dir))
     endpoint.start()
     settings = Settings(
-        listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_url=endpoint.url, clickhouse_database="outage_tests"
+        listen="127.0.0.1:0",
+        data_dir=engine_dir,
+        clickhouse_url=endpoint.url,
+        clickhouse_database="outage_tests",
+        admin_key=ADMIN_KEY,
     )
     server = await _started(settings)
     project = f"p{uuid.uuid4().hex[:8]}"
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with authorized_channel(f"127.0.0.1:{server.port}", ADMIN_KEY) as channel:
             stub: FeedbackServiceAsyncStub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)  # type: ignore[assignment]
             await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project, feedback_id="before")))
             port = endpoint.port
@@ -75,6 +80,7 @@ async def small_queue_server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
         write_queue_rows=1000,
         batch_max_rows=2000,
         batch_max_delay_ms=300,
+        admin_key=ADMIN_KEY,
     )
     server = await _started(settings)
     yield server
@@ -85,7 +91,7 @@ async def test_a_full_write_queue_is_resource_exhausted_and_writes_nothing(
     small_queue_server: FeedbackServer,
 ) -> None:
     project = f"p{uuid.uuid4().hex[:8]}"
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{small_queue_server.port}") as channel:
+    async with authorized_channel(f"127.0.0.1:{small_queue_server.port}", ADMIN_KEY) as channel:
         stub: FeedbackServiceAsyncStub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)  # type: ignore[assignment]
         batches = [[thumbs_up(project, feedback_id=f"b{b}-{i}") for i in range(1000)] for b in range(3)]
         outcomes = await asyncio.gather(

@@ -74,7 +74,7 @@ async def test_feedback_creates_updates_and_deletes_survive_a_restart(tmp_path: 
     project = "restart"
     expected: dict[str, feedback_pb2.Feedback] = {}  # the last record the server returned for each id
 
-    async with ServerProcess(data_dir) as first, grpc.aio.insecure_channel(first.target) as channel:
+    async with ServerProcess(data_dir) as first, first.channel() as channel:
         stub = feedback_stub(channel)
 
         async def create(feedback: feedback_pb2.Feedback) -> feedback_pb2.Feedback:
@@ -124,7 +124,7 @@ async def test_feedback_creates_updates_and_deletes_survive_a_restart(tmp_path: 
         assert await first.terminate_async() == 0
     assert events_named(first, "stopped"), first.log_text()
 
-    async with ServerProcess(data_dir) as second, grpc.aio.insecure_channel(second.target) as channel:
+    async with ServerProcess(data_dir) as second, second.channel() as channel:
         stub = feedback_stub(channel)
         # The schema is already there: the restarted server applies no migration.
         assert [event["applied"] for event in events_named(second, "migrated")] == [[]]
@@ -219,7 +219,7 @@ async def test_sigterm_during_a_burst_of_creates_loses_no_acknowledged_feedback(
 
     async with (
         ServerProcess(data_dir, extra_args=["--shutdown-grace-s", str(grace_s)]) as first,
-        grpc.aio.insecure_channel(first.target) as channel,
+        first.channel() as channel,
     ):
         burst = Burst(feedback_stub(channel), project)
         workers = [asyncio.create_task(burst.single_creates(w)) for w in range(singles)]
@@ -246,7 +246,7 @@ async def test_sigterm_during_a_burst_of_creates_loses_no_acknowledged_feedback(
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async with ServerProcess(data_dir) as second, grpc.aio.insecure_channel(second.target) as channel:
+    async with ServerProcess(data_dir) as second, second.channel() as channel:
         stored = await list_all(feedback_stub(channel), project)
         assert await second.terminate_async() == 0
 
@@ -314,7 +314,7 @@ async def test_a_second_server_on_the_same_data_dir_fails_at_start(
     assert running_server.exit_code is None
     lock_file = running_server.data_dir / LOCK_FILE_NAME
     assert lock_file.read_text().strip() == str(running_server.pid)
-    async with grpc.aio.insecure_channel(running_server.target) as channel:
+    async with running_server.channel() as channel:
         stub = feedback_stub(channel)
         sent = thumbs_up("lock", feedback_id="after-the-second-start")
         created = await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=sent), timeout=RPC_TIMEOUT_S)
@@ -340,7 +340,7 @@ async def test_a_second_server_on_the_same_port_fails_at_start(tmp_path: Path, r
 
 
 async def test_health_reports_serving_for_the_server_and_the_feedback_service(running_server: ServerProcess) -> None:
-    async with grpc.aio.insecure_channel(running_server.target) as channel:
+    async with running_server.channel() as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", SERVICE):
             response = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=RPC_TIMEOUT_S)

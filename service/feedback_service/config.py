@@ -23,6 +23,12 @@ class Option:
     env: str
     parse: Callable[[str], Any]
     help: str
+    has_flag: bool = True  # secrets come from the environment only: flags show in `ps`
+    is_switch: bool = False  # a flag without a value (the env var takes 1/true/yes or 0/false/no)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
 
 
 def _positive_int(text: str) -> int:
@@ -37,6 +43,21 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0:
         raise ValueError(f"must be zero or more, got {text}")
     return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"must be 1/true/yes or 0/false/no, got {text!r}")
+
+
+def _secret(text: str) -> str | None:
+    if text and len(text) < 16:
+        raise ValueError("must be at least 16 characters: it grants every scope on every project")
+    return text or None
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -73,6 +94,9 @@ class Settings:
     write_queue_rows: int = 200_000
     shutdown_grace_s: float = 10.0
     replica_settle_s: float = 2.0
+    admin_key: str | None = None
+    admin_key_file: Path | None = None
+    insecure_no_auth: bool = False
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -88,6 +112,17 @@ class Settings:
     def settle_s(self) -> float:
         """The embedded engine has one process, whose in-flight creates the store tracks exactly."""
         return self.replica_settle_s if self.clickhouse_url else 0.0
+
+    def configured_admin_key(self) -> str | None:
+        """FEEDBACK_ADMIN_KEY, else the contents of FEEDBACK_ADMIN_KEY_FILE, else None."""
+        if self.admin_key:
+            return self.admin_key
+        if self.admin_key_file is not None:
+            try:
+                return _secret(self.admin_key_file.read_text().strip())
+            except (OSError, ValueError) as error:
+                raise ConfigError(f"FEEDBACK_ADMIN_KEY_FILE: {error}") from error
+        return None
 
     def batching_config(self) -> BatchingConfig:
         return BatchingConfig(
@@ -142,6 +177,22 @@ OPTIONS: tuple[Option, ...] = (
         "still in flight on another replica cannot land behind an export cursor",
     ),
     Option(
+        "admin_key",
+        "FEEDBACK_ADMIN_KEY",
+        _secret,
+        "bootstrap admin key, valid for every project and scope (environment only); with the embedded engine "
+        "and no admin key set, `feedback serve` creates one in <data dir>/admin.key and prints it",
+        has_flag=False,
+    ),
+    Option("admin_key_file", "FEEDBACK_ADMIN_KEY_FILE", Path, "file holding the bootstrap admin key"),
+    Option(
+        "insecure_no_auth",
+        "FEEDBACK_INSECURE_NO_AUTH",
+        _boolean,
+        "turn authentication off: every caller may do everything (local experiments only)",
+        is_switch=True,
+    ),
+    Option(
         "log_format", "FEEDBACK_LOG_FORMAT", _choice("auto", "json", "console"), "auto = console on a TTY, else JSON"
     ),
     Option("log_level", "FEEDBACK_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "minimum log level"),
@@ -156,14 +207,14 @@ def default_of(option: Option) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for option in OPTIONS:
+        if not option.has_flag:
+            continue
         default = default_of(option)
-        parser.add_argument(
-            "--" + option.name.replace("_", "-"),
-            dest=option.name,
-            metavar=option.env,
-            default=None,
-            help=f"{option.help} (env {option.env}; default {default if default is not None else 'unset'})",
-        )
+        described = f"{option.help} (env {option.env}; default {default if default is not None else 'unset'})"
+        if option.is_switch:
+            parser.add_argument(option.flag, dest=option.name, action="store_const", const="1", help=described)
+        else:
+            parser.add_argument(option.flag, dest=option.name, metavar=option.env, default=None, help=described)
 
 
 class ConfigError(ValueError):
@@ -175,7 +226,7 @@ def load_settings(arguments: argparse.Namespace, environ: Mapping[str, str] = os
     for option in OPTIONS:
         flag_value = getattr(arguments, option.name, None)
         if flag_value is not None:
-            raw, origin = flag_value, "--" + option.name.replace("_", "-")
+            raw, origin = flag_value, option.flag
         elif option.env in environ:
             raw, origin = environ[option.env], option.env
         else:

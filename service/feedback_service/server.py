@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 
 import grpc
@@ -10,12 +11,17 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from feedback_proto.v1 import feedback_service_pb2, feedback_service_pb2_grpc
+from feedback_proto.v1 import api_keys_pb2, api_keys_pb2_grpc, feedback_service_pb2, feedback_service_pb2_grpc
 from feedback_service.api.interceptors import ErrorAndLoggingInterceptor
+from feedback_service.api.key_servicer import ApiKeyServicer
 from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings
+from feedback_service.domain.api_keys import Authenticator
 from feedback_service.domain.evaluation import EvaluationOperations
+from feedback_service.domain.key_admin import ApiKeyOperations
 from feedback_service.domain.operations import FeedbackOperations
+from feedback_service.local_admin_key import ensure_local_admin_key
+from feedback_service.store.api_key_store import ClickHouseApiKeyStore
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore
 from feedback_service.store.migrations import Migration, apply_migrations
@@ -23,6 +29,7 @@ from feedback_service.store.migrations import Migration, apply_migrations
 _log = structlog.get_logger("feedback_service.server")
 
 SERVICE_NAME = feedback_service_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name
+KEY_SERVICE_NAME = api_keys_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name
 # gRPC messages up to 64 MiB: a 1,000-item batch of long corrections fits.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -48,9 +55,14 @@ class FeedbackServer:
         self.settings = settings
         self.engine = ClickHouseEngine(settings.engine_config())
         self.store = ClickHouseFeedbackStore(self.engine, settings.batching_config(), settle_s=settings.settle_s)
+        self.keys = ClickHouseApiKeyStore(self.engine)
+        admin_key = settings.configured_admin_key()
+        self.authenticator = (
+            None if settings.insecure_no_auth else Authenticator(self.keys, admin_keys=[admin_key] if admin_key else [])
+        )
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
-            interceptors=[ErrorAndLoggingInterceptor()],
+            interceptors=[ErrorAndLoggingInterceptor(self.authenticator)],
             options=[
                 # Without this, Linux lets a second server bind the same port and split the traffic.
                 ("grpc.so_reuseport", 0),
@@ -67,6 +79,9 @@ class FeedbackServer:
         self.store.start()
         servicer = FeedbackServicer(FeedbackOperations(self.store), EvaluationOperations(self.store))
         feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, self._server)
+        if self.authenticator is not None:
+            key_servicer = ApiKeyServicer(ApiKeyOperations(self.keys, self.authenticator))
+            api_keys_pb2_grpc.add_ApiKeyServiceServicer_to_server(key_servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
         try:
@@ -88,8 +103,26 @@ class FeedbackServer:
         _log.info("stopped")
 
 
+def _with_admin_key(settings: Settings) -> Settings:
+    """Auth on, embedded engine, no admin key given: use (or create) the local one and say where it is."""
+    if settings.insecure_no_auth:
+        _log.warning(
+            "authentication_disabled",
+            detail="--insecure-no-auth: every caller may read, write and delete every project; local use only",
+        )
+        return settings
+    if settings.configured_admin_key() or settings.clickhouse_url:
+        return settings
+    key, path, created = ensure_local_admin_key(settings.data_dir)
+    if created:
+        print(f"Created the local admin key (valid for every project and scope), saved in {path}:\n  {key}", flush=True)
+    _log.info("local_admin_key", path=str(path))
+    return dataclasses.replace(settings, admin_key=key)
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    settings = _with_admin_key(settings)
     server = FeedbackServer(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

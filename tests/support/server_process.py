@@ -27,6 +27,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import grpc
+
+from tests.support.auth import ADMIN_KEY, authorized_channel
+
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 _POLL_S = 0.05
@@ -120,7 +124,8 @@ class ServerProcess:
     ) -> None:
         self.data_dir = data_dir
         self.extra_args = tuple(extra_args)
-        self.env = dict(env or {})
+        # The server runs with auth on, as deployed; channel() sends this admin key.
+        self.env = {"FEEDBACK_ADMIN_KEY": ADMIN_KEY, **(env or {})}
         # A new file per process, so a restarted server's log is its own.
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}-server-{next(_log_numbers)}.log"
         self.command = [
@@ -142,6 +147,10 @@ class ServerProcess:
         self._port: int | None = None
 
     # -- starting ---------------------------------------------------------------------------
+
+    def channel(self) -> grpc.aio.Channel:
+        """An aio channel to this server that sends the test admin key with every call."""
+        return authorized_channel(self.target, ADMIN_KEY)
 
     def launch(self) -> Self:
         """Start the process without waiting for it to listen (e.g. when it is expected to fail)."""

@@ -11,9 +11,11 @@ from feedback_service.domain.errors import (
     FeedbackServiceError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     QueueFullError,
     StoreInUseError,
     StoreUnavailableError,
+    UnauthenticatedError,
 )
 
 ERROR_DOMAIN = "feedback.v1"
@@ -25,6 +27,8 @@ _CODES: dict[type[FeedbackServiceError], grpc.StatusCode] = {
     StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
     StoreInUseError: grpc.StatusCode.UNAVAILABLE,
     QueueFullError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 

@@ -11,7 +11,10 @@ import grpc
 import structlog
 from grpc_status import rpc_status
 
+from feedback_service.api.auth import authorize, bearer_of, set_principal
 from feedback_service.api.errors import INTERNAL_STATUS, grpc_code, status_proto
+from feedback_service.domain.api_keys import Authenticator
+from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL
 from feedback_service.domain.errors import FeedbackServiceError, FieldViolation, InvalidArgumentError
 
 _log = structlog.get_logger("feedback_service.rpc")
@@ -47,12 +50,25 @@ def _check_decoded(request: Any) -> None:
 
 
 class _Call:
-    """Times one RPC and turns its exception, if any, into the status the client gets."""
+    """Times one RPC, authenticates it, and turns its exception, if any, into the status the client gets."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, authenticator: Authenticator | None) -> None:
         self.method = method
         self.started = time.perf_counter()
         self.code = grpc.StatusCode.OK
+        self.key_id = ""
+        self._authenticator = authenticator
+
+    async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        """Refuse undecodable requests, then authenticate and authorize the caller."""
+        _check_decoded(request)
+        if self._authenticator is None:  # --insecure-no-auth
+            set_principal(UNAUTHENTICATED_LOCAL)
+            return
+        principal = await self._authenticator.authenticate(bearer_of(context.invocation_metadata()))
+        self.key_id = principal.key_id
+        authorize(principal, self.method)
+        set_principal(principal)
 
     async def fail(self, context: grpc.aio.ServicerContext, error: BaseException) -> None:
         if isinstance(error, FeedbackServiceError):
@@ -67,14 +83,14 @@ class _Call:
 
     def log(self) -> None:
         duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
-        _log.info("rpc", method=self.method, code=self.code.name, duration_ms=duration_ms)
+        _log.info("rpc", method=self.method, code=self.code.name, duration_ms=duration_ms, key_id=self.key_id)
 
 
-def _wrap_unary(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+def _wrap_unary(method: str, behavior: UnaryBehavior, authenticator: Authenticator | None) -> UnaryBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method)
+        call = _Call(method, authenticator)
         try:
-            _check_decoded(request)
+            await call.admit(request, context)
             return await behavior(request, context)
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
@@ -88,11 +104,11 @@ def _wrap_unary(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
     return wrapped
 
 
-def _wrap_stream(method: str, behavior: StreamBehavior) -> StreamBehavior:
+def _wrap_stream(method: str, behavior: StreamBehavior, authenticator: Authenticator | None) -> StreamBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method)
+        call = _Call(method, authenticator)
         try:
-            _check_decoded(request)
+            await call.admit(request, context)
             async for response in behavior(request, context):
                 yield response
         except asyncio.CancelledError:
@@ -108,7 +124,11 @@ def _wrap_stream(method: str, behavior: StreamBehavior) -> StreamBehavior:
 
 
 class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpcio is untyped
-    """Lets servicers raise domain errors; every RPC ends in exactly one log line."""
+    """Authenticates every call (unless ``authenticator`` is None: auth off), lets servicers raise domain
+    errors, and ends every RPC in exactly one log line."""
+
+    def __init__(self, authenticator: Authenticator | None) -> None:
+        self._authenticator = authenticator
 
     async def intercept_service(
         self,
@@ -121,13 +141,13 @@ class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
             return handler  # health and reflection keep their own behaviour
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, handler.unary_unary),
+                _wrap_unary(method, handler.unary_unary, self._authenticator),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(method, handler.unary_stream),
+                _wrap_stream(method, handler.unary_stream, self._authenticator),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 from feedback_proto.v1 import aggregates_pb2, feedback_service_pb2_grpc
 from feedback_proto.v1 import feedback_service_pb2 as pb
+from feedback_service.api.auth import current_principal
 from feedback_service.api.convert import feedback_filter, feedback_input, feedback_message, timestamp_of
 from feedback_service.api.errors import status_proto
 from feedback_service.api.evaluation_convert import (
@@ -17,6 +19,7 @@ from feedback_service.api.evaluation_convert import (
     group_key_message,
     stats_message,
 )
+from feedback_service.domain.aggregates import FeedbackScope
 from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.domain.evaluation import (
     Beat,
@@ -24,10 +27,24 @@ from feedback_service.domain.evaluation import (
     GroupUpdate,
     SnapshotDone,
 )
+from feedback_service.domain.model import FeedbackInput
 from feedback_service.domain.operations import FeedbackOperations
 
 # grpcio is untyped: the context is Any to mypy, named here for readers.
 Context: TypeAlias = Any
+
+
+def _project(requested: str) -> str:
+    """The project the caller's credential allows, given the one the request names (or not)."""
+    return current_principal().project_for(requested)
+
+
+def _own(draft: FeedbackInput) -> FeedbackInput:
+    return dataclasses.replace(draft, project=_project(draft.project))
+
+
+def _own_scope(scope: FeedbackScope) -> FeedbackScope:
+    return dataclasses.replace(scope, project=_project(scope.project))
 
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
@@ -36,13 +53,13 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         self._evaluation = evaluation
 
     async def CreateFeedback(self, request: pb.CreateFeedbackRequest, context: Context) -> pb.CreateFeedbackResponse:
-        stored = await self._operations.create(feedback_input(request.feedback))
+        stored = await self._operations.create(_own(feedback_input(request.feedback)))
         return pb.CreateFeedbackResponse(feedback=feedback_message(stored))
 
     async def BatchCreateFeedback(
         self, request: pb.BatchCreateFeedbackRequest, context: Context
     ) -> pb.BatchCreateFeedbackResponse:
-        outcomes = await self._operations.batch_create([feedback_input(item) for item in request.feedback])
+        outcomes = await self._operations.batch_create([_own(feedback_input(item)) for item in request.feedback])
         results = [
             pb.BatchCreateFeedbackResult(error=status_proto(outcome))
             if isinstance(outcome, FeedbackServiceError)
@@ -52,27 +69,31 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         return pb.BatchCreateFeedbackResponse(results=results)
 
     async def GetFeedback(self, request: pb.GetFeedbackRequest, context: Context) -> pb.GetFeedbackResponse:
-        stored = await self._operations.get(request.project, request.feedback_id)
+        stored = await self._operations.get(_project(request.project), request.feedback_id)
         return pb.GetFeedbackResponse(feedback=feedback_message(stored))
 
     async def ListFeedback(self, request: pb.ListFeedbackRequest, context: Context) -> pb.ListFeedbackResponse:
+        list_filter = feedback_filter(request)
+        list_filter = dataclasses.replace(list_filter, project=_project(list_filter.project))
         page, next_token = await self._operations.list(
-            feedback_filter(request), page_size=request.page_size, page_token=request.page_token
+            list_filter, page_size=request.page_size, page_token=request.page_token
         )
         return pb.ListFeedbackResponse(feedback=[feedback_message(f) for f in page], next_page_token=next_token)
 
     async def UpdateFeedback(self, request: pb.UpdateFeedbackRequest, context: Context) -> pb.UpdateFeedbackResponse:
-        updated = await self._operations.update(feedback_input(request.feedback), list(request.update_mask.paths))
+        updated = await self._operations.update(_own(feedback_input(request.feedback)), list(request.update_mask.paths))
         return pb.UpdateFeedbackResponse(feedback=feedback_message(updated))
 
     async def DeleteFeedback(self, request: pb.DeleteFeedbackRequest, context: Context) -> pb.DeleteFeedbackResponse:
-        await self._operations.delete(request.project, request.feedback_id)
+        await self._operations.delete(_project(request.project), request.feedback_id)
         return pb.DeleteFeedbackResponse()
 
     async def StreamAggregates(
         self, request: pb.StreamAggregatesRequest, context: Context
     ) -> AsyncIterator[pb.StreamAggregatesResponse]:
-        events = self._evaluation.stream_aggregates(aggregate_query(request), follow=request.follow)
+        query = aggregate_query(request)
+        query = dataclasses.replace(query, scope=_own_scope(query.scope))
+        events = self._evaluation.stream_aggregates(query, follow=request.follow)
         async for event in events:
             if isinstance(event, GroupUpdate):
                 group = aggregates_pb2.AggregateGroup(
@@ -88,14 +109,20 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
     async def ExportFeedback(
         self, request: pb.ExportFeedbackRequest, context: Context
     ) -> AsyncIterator[pb.ExportFeedbackResponse]:
+        selection = export_filter(request)
+        selection = dataclasses.replace(selection, scope=_own_scope(selection.scope))
         chunks = self._evaluation.export(
-            export_filter(request), cursor=request.cursor, follow=request.follow, chunk_size=request.chunk_size
+            selection, cursor=request.cursor, follow=request.follow, chunk_size=request.chunk_size
         )
         async for chunk in chunks:
             yield pb.ExportFeedbackResponse(feedback=[feedback_message(f) for f in chunk.feedback], cursor=chunk.cursor)
 
     async def CompareVersions(self, request: pb.CompareVersionsRequest, context: Context) -> pb.CompareVersionsResponse:
+        scope = compare_scope(request)
         comparisons = await self._evaluation.compare(
-            compare_scope(request), model=request.model, version_a=request.version_a, version_b=request.version_b
+            dataclasses.replace(scope, project=_project(scope.project)),
+            model=request.model,
+            version_a=request.version_a,
+            version_b=request.version_b,
         )
         return pb.CompareVersionsResponse(comparisons=[comparison_message(c) for c in comparisons])

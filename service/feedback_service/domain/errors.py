@@ -66,3 +66,15 @@ class StoreInUseError(FeedbackServiceError):
     """The embedded engine's data dir is held by another process."""
 
     reason = "DATA_DIR_IN_USE"
+
+
+class UnauthenticatedError(FeedbackServiceError):
+    """No valid credential: missing, malformed, unknown, revoked or expired."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(FeedbackServiceError):
+    """A valid credential that may not do this: wrong scope, another project, out of a token's binding."""
+
+    reason = "PERMISSION_DENIED"

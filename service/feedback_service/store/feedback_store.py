@@ -50,8 +50,7 @@ _LATEST_BY_ID = (
 )
 # Current end-user votes on some traces, for one vote per user: primary-key lookups in user_votes.
 _CURRENT_VOTES = (
-    "SELECT feedback_id FROM user_votes FINAL "
-    "WHERE project = {project:String} AND trace_id IN {traces:Array(String)}"
+    "SELECT feedback_id FROM user_votes FINAL WHERE project = {project:String} AND trace_id IN {traces:Array(String)}"
 )
 _GROUP_COLUMNS = {
     GroupField.MODEL: "model",

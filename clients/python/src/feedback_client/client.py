@@ -16,7 +16,7 @@ Response = TypeVar("Response")
 
 
 class FeedbackClient:
-    """Async client. Use as ``async with FeedbackClient("localhost:50051") as client: ...``.
+    """Async client. Use as ``async with FeedbackClient("localhost:50051", api_key=...) as client: ...``.
 
     Every call raises :class:`FeedbackError` instead of raw gRPC errors.
     """
@@ -25,6 +25,7 @@ class FeedbackClient:
         self,
         target: str,
         *,
+        api_key: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         timeout_s: float = 10.0,
     ) -> None:
@@ -35,6 +36,8 @@ class FeedbackClient:
         )
         self._stub = feedback_service_pb2_grpc.FeedbackServiceStub(self._channel)
         self._timeout_s = timeout_s
+        # Sent with every call; over a plain-text channel only to a local or trusted server.
+        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
     async def __aenter__(self) -> FeedbackClient:
         return self
@@ -49,7 +52,7 @@ class FeedbackClient:
 
     async def _call(self, method: Callable[..., Awaitable[Response]], request: object) -> Response:
         try:
-            return await method(request, timeout=self._timeout_s)
+            return await method(request, timeout=self._timeout_s, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             raise FeedbackError.from_rpc_error(error) from None
 
@@ -107,7 +110,7 @@ class FeedbackClient:
 
         Following streams have no deadline unless ``timeout_s`` is given.
         """
-        call = self._stub.StreamAggregates(request, timeout=timeout_s)
+        call = self._stub.StreamAggregates(request, timeout=timeout_s, metadata=self._metadata)
         try:
             async for message in call:
                 yield message
@@ -120,7 +123,7 @@ class FeedbackClient:
         self, request: feedback_service_pb2.ExportFeedbackRequest, *, timeout_s: float | None = None
     ) -> AsyncIterator[feedback_service_pb2.ExportFeedbackResponse]:
         """Chunks of raw feedback, each with the cursor to resume after it."""
-        call = self._stub.ExportFeedback(request, timeout=timeout_s)
+        call = self._stub.ExportFeedback(request, timeout=timeout_s, metadata=self._metadata)
         try:
             async for message in call:
                 yield message

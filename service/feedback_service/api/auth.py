@@ -1,0 +1,58 @@
+"""Authentication of each call and the scopes each RPC needs; the caller's Principal for servicers."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Sequence
+
+from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL, Principal, Scope
+from feedback_service.domain.errors import PermissionDeniedError
+
+_FEEDBACK = "/feedback.v1.FeedbackService/"
+_KEYS = "/feedback.v1.ApiKeyService/"
+
+# Any one of the listed scopes allows the call.
+METHOD_SCOPES: dict[str, frozenset[Scope]] = {
+    _FEEDBACK + "CreateFeedback": frozenset({Scope.INGEST, Scope.ANNOTATE}),
+    _FEEDBACK + "BatchCreateFeedback": frozenset({Scope.INGEST, Scope.ANNOTATE}),
+    _FEEDBACK + "UpdateFeedback": frozenset({Scope.ANNOTATE}),
+    _FEEDBACK + "DeleteFeedback": frozenset({Scope.ANNOTATE}),
+    _FEEDBACK + "GetFeedback": frozenset({Scope.READ}),
+    _FEEDBACK + "ListFeedback": frozenset({Scope.READ}),
+    _FEEDBACK + "StreamAggregates": frozenset({Scope.READ}),
+    _FEEDBACK + "ExportFeedback": frozenset({Scope.READ}),
+    _FEEDBACK + "CompareVersions": frozenset({Scope.READ}),
+    _KEYS + "CreateApiKey": frozenset({Scope.ADMIN}),
+    _KEYS + "ListApiKeys": frozenset({Scope.ADMIN}),
+    _KEYS + "RevokeApiKey": frozenset({Scope.ADMIN}),
+}
+
+_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=UNAUTHENTICATED_LOCAL)
+
+
+def bearer_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+    """The credential of ``authorization: Bearer <credential>``, or None."""
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, credential = value.strip().partition(" ")
+            return credential.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+def authorize(principal: Principal, method: str) -> None:
+    allowed = METHOD_SCOPES.get(method)
+    if allowed is None:
+        raise PermissionDeniedError(f"{method} is not open to API keys")
+    if not allowed & principal.scopes:
+        names = " or ".join(sorted(repr(s.value) for s in allowed))
+        granted = ", ".join(sorted(s.value for s in principal.scopes)) or "none"
+        raise PermissionDeniedError(f"{method.rsplit('/', 1)[-1]} needs the {names} scope; this key has: {granted}")
+
+
+def set_principal(principal: Principal) -> None:
+    _principal.set(principal)
+
+
+def current_principal() -> Principal:
+    """The authenticated caller of the RPC running in this task."""
+    return _principal.get()
