@@ -175,8 +175,30 @@ _STATS_SQL = (
 )
 
 
+def _table_stats(client: Any, suffix: str = "") -> dict[str, int]:
+    stats: dict[str, int] = {}
+    for table, parts, rows in client.query(_STATS_SQL).result_rows:
+        stats[f"{table}_parts{suffix}"] = int(parts)
+        stats[f"{table}_rows{suffix}"] = int(rows)
+    return stats
+
+
+def _wait_for_merges(client: Any, max_s: float, quiet_s: float = 5.0) -> float:
+    """Let the engine's own background merges of the new parts run (no OPTIMIZE): wait until no merge
+    has run for ``quiet_s``, at most ``max_s``; returns the seconds waited."""
+    began = last_busy = time.monotonic()
+    while (now := time.monotonic()) - last_busy < quiet_s and now - began < max_s:
+        if client.query("SELECT count() FROM system.merges WHERE database = 'feedback'").result_rows[0][0]:
+            last_busy = time.monotonic()
+        time.sleep(0.25)
+    return time.monotonic() - began
+
+
 def _storage_main(argv: Sequence[str]) -> None:
-    """``evaluation_bench.py _storage DIR stats`` or ``... DIR load START COUNT WINDOW_END_US``; JSON out."""
+    """``evaluation_bench.py _storage DIR stats`` or ``... DIR load START COUNT WINDOW_END_US MERGE_WAIT_S``.
+
+    Prints a JSON object: load and merge-wait seconds, rows and active parts per table.
+    """
     import clickhouse_connect  # noqa: PLC0415  (only the storage child loads the embedded engine)
 
     from feedback_service.store import data_dir_lock  # noqa: PLC0415
@@ -188,16 +210,17 @@ def _storage_main(argv: Sequence[str]) -> None:
         client = clickhouse_connect.get_client(interface="chdb", path=data_dir, database="feedback")
         out: dict[str, Any] = {}
         if command == "load":
-            start, count, window_end_us = (int(value) for value in rest)
+            start, count, window_end_us = (int(value) for value in rest[:3])
+            merge_wait_s = float(rest[3])
             missing = set(COLUMN_NAMES) ^ set(_COLUMN_EXPRESSIONS)
             if missing:
                 raise SystemExit(f"bench out of date with feedback_service.store.rows: {sorted(missing)}")
             began = time.perf_counter()
             client.command(_load_sql(COLUMN_NAMES, start, count, window_end_us))
             out["load_s"] = time.perf_counter() - began
-        for table, parts, rows in client.query(_STATS_SQL).result_rows:
-            out[f"{table}_parts"] = int(parts)
-            out[f"{table}_rows"] = int(rows)
+            out.update(_table_stats(client, "_inserted"))
+            out["merge_wait_s"] = _wait_for_merges(client, merge_wait_s)
+        out.update(_table_stats(client))
         client.close()
     finally:
         data_dir_lock.release(lock)
@@ -240,15 +263,18 @@ async def cpu_share(pid: int, seconds: float) -> float:
     return (server_cpu_s(pid) - before) / seconds
 
 
-async def settle(pid: int, max_s: float, *, idle_share: float = 0.1, window_s: float = 1.0) -> tuple[float, float]:
-    """Wait until the server is idle (background merges of the load done), at most ``max_s``.
+async def settle(pid: int, max_s: float, *, idle_share: float = 0.1, idle_windows: int = 3) -> tuple[float, float]:
+    """Wait until the server has used < ``idle_share`` of a core for ``idle_windows`` seconds in a row
+    (start-up and any background merge done), at most ``max_s``.
 
-    Returns (seconds waited, cores used in the last window).
+    Returns (seconds waited, cores used in the last second).
     """
     began = time.monotonic()
-    share = await cpu_share(pid, window_s)
-    while share > idle_share and time.monotonic() - began < max_s:
-        share = await cpu_share(pid, window_s)
+    quiet = 0
+    share = 0.0
+    while quiet < idle_windows and time.monotonic() - began < max_s:
+        share = await cpu_share(pid, 1.0)
+        quiet = quiet + 1 if share < idle_share else 0
     return time.monotonic() - began, share
 
 
@@ -476,6 +502,7 @@ class Options:
     export_records: int
     export_seconds: float
     settle_s: float
+    merge_wait_s: float
     data_dir: Path | None
     markdown: Path | None
     quick: bool
@@ -487,11 +514,17 @@ def log(text: str) -> None:
 
 async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, window_end_us: int) -> SizeResult:
     log(f"loading {rows - loaded:,} rows into feedback ({loaded:,} stored) ...")
-    after_load = storage(data_dir, "load", loaded, rows - loaded, window_end_us)
+    after_load = storage(data_dir, "load", loaded, rows - loaded, window_end_us, options.merge_wait_s)
     load_s = float(after_load["load_s"])
     log(
-        f"loaded in {load_s:.1f} s ({(rows - loaded) / load_s:,.0f} rows/s); feedback: {after_load['feedback_rows']:,} "
-        f"rows in {after_load['feedback_parts']} parts; feedback_aggregates: "
+        f"loaded in {load_s:.1f} s ({(rows - loaded) / load_s:,.0f} rows/s): feedback "
+        f"{after_load['feedback_rows_inserted']:,} rows in {after_load['feedback_parts_inserted']} parts, "
+        f"feedback_aggregates {after_load['feedback_aggregates_rows_inserted']:,} rows in "
+        f"{after_load['feedback_aggregates_parts_inserted']} parts"
+    )
+    log(
+        f"background merges quiet after {after_load['merge_wait_s']:.0f} s (no OPTIMIZE): feedback "
+        f"{after_load['feedback_rows']:,} rows in {after_load['feedback_parts']} parts, feedback_aggregates "
         f"{after_load['feedback_aggregates_rows']:,} rows in {after_load['feedback_aggregates_parts']} parts"
     )
     server = ServerProcess(data_dir, log_path=data_dir.parent / f"server-{rows}.log")
@@ -500,8 +533,8 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
     async with server:
         waited, share = await settle(server.pid, options.settle_s)
         log(
-            f"server pid {server.pid} on {server.target}; settled {waited:.0f} s (until it used < 10% of a core, "
-            f"at most {options.settle_s:.0f} s): {share:.0%} of a core in the last second"
+            f"server pid {server.pid} on {server.target}; settled {waited:.0f} s (until idle for 3 s, at most "
+            f"{options.settle_s:.0f} s): {share:.0%} of a core in the last second"
         )
         channel_options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         async with grpc.aio.insecure_channel(server.target, options=channel_options) as channel:
@@ -781,6 +814,11 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument(
         "--settle-s", type=float, help="most to wait for the server to go idle after start (default 60, quick 20)"
     )
+    parser.add_argument(
+        "--merge-wait-s",
+        type=float,
+        help="after a load, most to wait for the engine's background merges to go quiet (default 300, quick 60)",
+    )
     parser.add_argument("--data-dir", type=Path, help="work dir to keep (default: a temp dir, removed)")
     parser.add_argument("--markdown", type=Path, help="also write the results as a markdown table here")
     arguments = parser.parse_args(argv)
@@ -800,6 +838,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         export_records=arguments.export_records or 1_000_000,
         export_seconds=arguments.export_seconds or (15.0 if quick else 60.0),
         settle_s=arguments.settle_s if arguments.settle_s is not None else (20.0 if quick else 60.0),
+        merge_wait_s=arguments.merge_wait_s if arguments.merge_wait_s is not None else (60.0 if quick else 300.0),
         data_dir=arguments.data_dir,
         markdown=arguments.markdown,
         quick=quick,

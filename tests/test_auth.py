@@ -1,0 +1,239 @@
+"""API keys and tenancy: every RPC refuses a missing or bad key, a missing scope and another project."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from feedback_proto.v1 import aggregates_pb2 as agg
+from feedback_proto.v1 import api_keys_pb2 as keys_pb
+from feedback_proto.v1 import api_keys_pb2_grpc, feedback_pb2, feedback_service_pb2_grpc
+from feedback_proto.v1 import feedback_service_pb2 as pb
+from feedback_service.config import Settings
+from feedback_service.server import FeedbackServer
+from tests.helpers import thumbs_up
+from tests.support.auth import ADMIN_KEY, authorized_channel
+
+SCOPES = {
+    "ingest": keys_pb.SCOPE_INGEST,
+    "annotate": keys_pb.SCOPE_ANNOTATE,
+    "read": keys_pb.SCOPE_READ,
+    "admin": keys_pb.SCOPE_ADMIN,
+}
+
+
+async def create_key(server: FeedbackServer, project: str, *scopes: str) -> str:
+    async with authorized_channel(f"127.0.0.1:{server.port}", ADMIN_KEY) as channel:
+        stub = api_keys_pb2_grpc.ApiKeyServiceStub(channel)
+        request = keys_pb.CreateApiKeyRequest(project=project, name="test", scopes=[SCOPES[s] for s in scopes])
+        response: keys_pb.CreateApiKeyResponse = await stub.CreateApiKey(request)
+        return response.key
+
+
+async def _drain(call: Any) -> None:
+    async for _ in call:
+        pass
+
+
+# Every RPC with a request that names ``project`` and otherwise valid input; value: the scope it needs.
+def rpc_calls(project: str) -> dict[str, tuple[str, Callable[[Any], Awaitable[Any]]]]:
+    feedback = thumbs_up(project, feedback_id="fixed-id")
+    return {
+        "CreateFeedback": ("ingest", lambda s: s.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback))),
+        "BatchCreateFeedback": (
+            "ingest",
+            lambda s: s.BatchCreateFeedback(pb.BatchCreateFeedbackRequest(feedback=[feedback])),
+        ),
+        "GetFeedback": (
+            "read",
+            lambda s: s.GetFeedback(pb.GetFeedbackRequest(project=project, feedback_id="fixed-id")),
+        ),
+        "ListFeedback": ("read", lambda s: s.ListFeedback(pb.ListFeedbackRequest(project=project))),
+        "UpdateFeedback": (
+            "annotate",
+            lambda s: s.UpdateFeedback(
+                pb.UpdateFeedbackRequest(
+                    feedback=feedback_pb2.Feedback(project=project, feedback_id="fixed-id", comment="c")
+                )
+            ),
+        ),
+        "DeleteFeedback": (
+            "annotate",
+            lambda s: s.DeleteFeedback(pb.DeleteFeedbackRequest(project=project, feedback_id="nope")),
+        ),
+        "StreamAggregates": (
+            "read",
+            lambda s: _drain(
+                s.StreamAggregates(pb.StreamAggregatesRequest(filter=agg.AggregateFilter(project=project)))
+            ),
+        ),
+        "ExportFeedback": (
+            "read",
+            lambda s: _drain(s.ExportFeedback(pb.ExportFeedbackRequest(filter=agg.AggregateFilter(project=project)))),
+        ),
+        "CompareVersions": (
+            "read",
+            lambda s: s.CompareVersions(
+                pb.CompareVersionsRequest(project=project, model="m", version_a="a", version_b="b")
+            ),
+        ),
+    }
+
+
+RPCS = list(rpc_calls("x"))
+
+
+def _stub_with(server: FeedbackServer, metadata: tuple[tuple[str, str], ...]) -> tuple[grpc.aio.Channel, Any]:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+
+    class WithMetadata:
+        def __init__(self, stub: Any) -> None:
+            self._stub = stub
+
+        def __getattr__(self, name: str) -> Any:
+            method = getattr(self._stub, name)
+            return lambda request: method(request, metadata=metadata, timeout=10)
+
+    return channel, WithMetadata(feedback_service_pb2_grpc.FeedbackServiceStub(channel))
+
+
+async def _code(
+    server: FeedbackServer, metadata: tuple[tuple[str, str], ...], rpc: str, project: str
+) -> grpc.StatusCode:
+    channel, stub = _stub_with(server, metadata)
+    async with channel:
+        try:
+            await rpc_calls(project)[rpc][1](stub)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+@pytest.mark.parametrize(
+    "credential",
+    ["", "Bearer", "Bearer not-a-key", "Basic abc", "Bearer fbk_0123456789abcdef_" + "A" * 43],
+    ids=["missing", "empty", "malformed", "other-scheme", "unknown"],
+)
+async def test_calls_without_a_valid_key_are_unauthenticated(
+    server: FeedbackServer, project: str, rpc: str, credential: str
+) -> None:
+    metadata = (("authorization", credential),) if credential else ()
+    assert await _code(server, metadata, rpc, project) == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+async def test_a_key_of_project_a_never_reaches_project_b(server: FeedbackServer, project: str, rpc: str) -> None:
+    key = await create_key(server, project, "ingest", "annotate", "read", "admin")
+    other = project + "-other"
+    code = await _code(server, (("authorization", f"Bearer {key}"),), rpc, other)
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+async def test_each_rpc_needs_its_scope(server: FeedbackServer, project: str, rpc: str) -> None:
+    needed = rpc_calls(project)[rpc][0]
+    others = [s for s in SCOPES if s != needed and not (needed == "ingest" and s == "annotate")]
+    without = await create_key(server, project, *others)
+    assert await _code(server, (("authorization", f"Bearer {without}"),), rpc, project) == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    with_scope = await create_key(server, project, needed)
+    code = await _code(server, (("authorization", f"Bearer {with_scope}"),), rpc, project)
+    assert code not in {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}
+
+
+async def test_the_project_comes_from_the_key(server: FeedbackServer, project: str) -> None:
+    key = await create_key(server, project, "ingest", "read")
+    async with authorized_channel(f"127.0.0.1:{server.port}", key) as channel:
+        stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+        anonymous = thumbs_up("", feedback_id="no-project-named")
+        stored = (await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=anonymous))).feedback
+        assert stored.project == project
+        listed = await stub.ListFeedback(pb.ListFeedbackRequest())
+        assert [f.feedback_id for f in listed.feedback] == ["no-project-named"]
+
+
+async def test_revoked_keys_stop_working_at_once(server: FeedbackServer, project: str) -> None:
+    key = await create_key(server, project, "read")
+    key_id = key.split("_")[1]
+    async with authorized_channel(f"127.0.0.1:{server.port}", key) as channel:
+        stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+        await stub.ListFeedback(pb.ListFeedbackRequest())
+        async with authorized_channel(f"127.0.0.1:{server.port}", ADMIN_KEY) as admin_channel:
+            admin = api_keys_pb2_grpc.ApiKeyServiceStub(admin_channel)
+            revoked = (await admin.RevokeApiKey(keys_pb.RevokeApiKeyRequest(key_id=key_id))).api_key
+            assert revoked.HasField("revoke_time")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ListFeedback(pb.ListFeedbackRequest())
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in (caught.value.details() or "")
+
+
+async def test_project_admins_manage_only_their_own_keys(server: FeedbackServer, project: str) -> None:
+    admin_key = await create_key(server, project, "admin")
+    foreign = await create_key(server, project + "-b", "read")
+    async with authorized_channel(f"127.0.0.1:{server.port}", admin_key) as channel:
+        admin = api_keys_pb2_grpc.ApiKeyServiceStub(channel)
+        created = await admin.CreateApiKey(keys_pb.CreateApiKeyRequest(name="web", scopes=[keys_pb.SCOPE_INGEST]))
+        assert created.api_key.project == project
+        assert created.key.startswith(f"fbk_{created.api_key.key_id}_")
+        listed = await admin.ListApiKeys(keys_pb.ListApiKeysRequest())
+        assert {k.key_id for k in listed.api_keys} == {admin_key.split("_")[1], created.api_key.key_id}
+        assert all(k.project == project for k in listed.api_keys)
+        for call in (
+            admin.RevokeApiKey(keys_pb.RevokeApiKeyRequest(key_id=foreign.split("_")[1])),
+            admin.ListApiKeys(keys_pb.ListApiKeysRequest(project=project + "-b")),
+            admin.CreateApiKey(keys_pb.CreateApiKeyRequest(project=project + "-b", scopes=[keys_pb.SCOPE_READ])),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED}
+
+
+async def test_keys_are_stored_only_as_hashes(server: FeedbackServer, project: str) -> None:
+    key = await create_key(server, project, "read")
+    rows = await server.engine.run(lambda client: client.query("SELECT * FROM api_keys").result_rows)
+    assert rows
+    assert not any(key in str(value) or key.split("_")[2] in str(value) for row in rows for value in row)
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field"),
+    [({"scopes": []}, "scopes"), ({"scopes": [9]}, "scopes"), ({"name": "n" * 257}, "name")],
+)
+async def test_bad_key_requests_are_invalid_argument(
+    server: FeedbackServer, project: str, request_fields: dict[str, Any], field: str
+) -> None:
+    async with authorized_channel(f"127.0.0.1:{server.port}", ADMIN_KEY) as channel:
+        admin = api_keys_pb2_grpc.ApiKeyServiceStub(channel)
+        values = {"project": project, "scopes": [keys_pb.SCOPE_READ], **request_fields}
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await admin.CreateApiKey(keys_pb.CreateApiKeyRequest(**values))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (caught.value.details() or "")
+
+
+@pytest.fixture
+async def open_server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
+    settings = Settings(
+        listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database="no_auth_tests", insecure_no_auth=True
+    )
+    running = FeedbackServer(settings)
+    await running.start()
+    yield running
+    await running.stop(grace_s=1)
+
+
+async def test_with_auth_off_calls_need_no_key(open_server: FeedbackServer) -> None:
+    project = f"p{uuid.uuid4().hex[:8]}"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{open_server.port}") as channel:
+        stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+        await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project)))
+        listed = await stub.ListFeedback(pb.ListFeedbackRequest(project=project))
+        assert len(listed.feedback) == 1
