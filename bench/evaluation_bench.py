@@ -303,6 +303,10 @@ class SnapshotResult:
     def median_s(self) -> float:
         return statistics.median(self.times_s)
 
+    @property
+    def cpu_per_call_s(self) -> float:
+        return self.server_cpu_s / len(self.times_s)
+
 
 async def measure_snapshot(
     stub: feedback_service_pb2_grpc.FeedbackServiceAsyncStub, pid: int, *, warmup: int, calls: int
@@ -546,7 +550,7 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
                 f"snapshot: median {snapshot.median_s * 1000:.1f} ms (min {min(snapshot.times_s) * 1000:.1f}, "
                 f"max {max(snapshot.times_s) * 1000:.1f}) over {len(snapshot.times_s)} calls; {snapshot.groups} "
                 f"groups, {snapshot.feedback_count:,} feedback; server CPU "
-                f"{snapshot.server_cpu_s / len(snapshot.times_s) * 1000:.0f} ms per snapshot"
+                f"{snapshot.cpu_per_call_s * 1000:.0f} ms per snapshot"
             )
             if options.freshness_at == "each" or rows == max(options.sizes):
                 freshness = await measure_freshness(
@@ -675,18 +679,22 @@ def result_rows(results: Sequence[SizeResult]) -> list[tuple[str, str, str, str,
                 "",
             )
         )
+        table.append(("  server CPU per snapshot (info)", _rows_label(result.rows), _ms(snap.cpu_per_call_s), "-", ""))
     if len(results) >= 2:
         small, large = results[0], results[-1]
         ratio = large.snapshot.median_s / small.snapshot.median_s
+        sizes = f"{_rows_label(large.rows)}/{_rows_label(small.rows)}"
         table.append(
             (
-                f"snapshot ratio {_rows_label(large.rows)}/{_rows_label(small.rows)}",
+                f"snapshot ratio {sizes}",
                 "",
                 f"{ratio:.2f}x",
                 f"<= {SNAPSHOT_RATIO_LIMIT:g}x",
                 _verdict(ratio <= SNAPSHOT_RATIO_LIMIT),
             )
         )
+        cpu_ratio = large.snapshot.cpu_per_call_s / max(small.snapshot.cpu_per_call_s, 1e-9)
+        table.append((f"  server CPU per snapshot ratio {sizes} (info)", "", f"{cpu_ratio:.2f}x", "-", ""))
     for result in results:
         fresh = result.freshness
         if fresh is None:

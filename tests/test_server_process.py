@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.store.data_dir_lock import LOCK_FILE_NAME
 from feedback_service.store.migrations import load_migrations
 from tests.helpers import thumbs_up
+from tests.support.auth import ADMIN_KEY, authorized_channel
 from tests.support.server_process import ServerProcess, query_data_dir, run_cli
 
 if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
 SERVICE = "feedback.v1.FeedbackService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
+KEY_SERVICE = "feedback.v1.ApiKeyService"
 RPC_TIMEOUT_S = 30.0
 
 
@@ -353,7 +356,7 @@ async def test_health_reports_serving_for_the_server_and_the_feedback_service(ru
 def test_reflection_lists_the_services_and_describes_the_feedback_api(running_server: ServerProcess) -> None:
     with grpc.insecure_channel(running_server.target) as channel:
         database = ProtoReflectionDescriptorDatabase(channel)
-        assert set(database.get_services()) == {SERVICE, HEALTH_SERVICE, REFLECTION_SERVICE}
+        assert set(database.get_services()) == {SERVICE, HEALTH_SERVICE, REFLECTION_SERVICE, KEY_SERVICE}
         pool = descriptor_pool.DescriptorPool(database)
         service = pool.FindServiceByName(SERVICE)
         methods = {method.name: method for method in service.methods}
@@ -427,3 +430,55 @@ def test_help_exits_0_and_shows_examples(tmp_path: Path, arguments: list[str]) -
     if arguments != ["--help"]:
         assert "--db-threads" in done.stdout
         assert "FEEDBACK_DB_THREADS" in done.stdout
+
+
+# -- keys and the local admin key ----------------------------------------------------------------
+
+
+async def test_first_start_creates_a_local_admin_key_and_prints_it_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with ServerProcess(data_dir, env={"FEEDBACK_ADMIN_KEY": ""}) as first:
+        key_file = data_dir / "admin.key"
+        key = key_file.read_text().strip()
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert "Created the local admin key" in first.log_text()
+        assert key in first.log_text()
+        async with authorized_channel(first.target, key) as channel:
+            stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+            await stub.ListFeedback(pb.ListFeedbackRequest(project="local"), timeout=RPC_TIMEOUT_S)
+        assert first.terminate() == 0
+    with ServerProcess(data_dir, env={"FEEDBACK_ADMIN_KEY": ""}) as second:
+        assert key_file.read_text().strip() == key
+        assert key not in second.log_text(), "the key is printed only when it is created"
+
+
+async def test_keys_cli_creates_lists_and_revokes_keys(tmp_path: Path, running_server: ServerProcess) -> None:
+    admin = {"FEEDBACK_ADMIN_KEY": ADMIN_KEY}
+    target = ["keys", "--target", running_server.target]
+    created = await asyncio.to_thread(
+        run_cli,
+        [*target, "--json", "create", "--project", "demo", "--scope", "read", "--name", "dash"],
+        cwd=tmp_path,
+        env=admin,
+    )
+    assert created.returncode == 0, created.stderr
+    record = json.loads(created.stdout)
+    assert (record["project"], record["scopes"], record["name"]) == ("demo", ["read"], "dash")
+    async with authorized_channel(running_server.target, record["key"]) as channel:
+        stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+        await stub.ListFeedback(pb.ListFeedbackRequest(), timeout=RPC_TIMEOUT_S)
+        listed = await asyncio.to_thread(run_cli, [*target, "list", "--project", "demo"], cwd=tmp_path, env=admin)
+        assert listed.returncode == 0
+        assert record["key_id"] in listed.stdout
+        assert "active" in listed.stdout
+        revoked = await asyncio.to_thread(run_cli, [*target, "revoke", record["key_id"]], cwd=tmp_path, env=admin)
+        assert (revoked.returncode, revoked.stdout.strip()) == (0, f"revoked {record['key_id']}")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ListFeedback(pb.ListFeedbackRequest(), timeout=RPC_TIMEOUT_S)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    unknown = await asyncio.to_thread(run_cli, [*target, "revoke", "0000000000000000"], cwd=tmp_path, env=admin)
+    assert unknown.returncode == 1
+    assert "NOT_FOUND" in unknown.stderr
+    no_scope = await asyncio.to_thread(run_cli, [*target, "create", "--project", "demo"], cwd=tmp_path, env=admin)
+    assert no_scope.returncode == 2
+    assert "--scope" in no_scope.stderr

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import structlog
 
 from feedback_service import __version__
+from feedback_service.cli_keys import EXAMPLES as KEY_EXAMPLES
+from feedback_service.cli_keys import add_key_commands, run_key_command
 from feedback_service.config import ConfigError, Settings, add_arguments, load_settings
 from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.logging_setup import configure_logging
@@ -26,6 +28,7 @@ examples:
   feedback serve                                   # embedded engine in ./data, 127.0.0.1:50051
   feedback serve --listen 0.0.0.0:50051 --data-dir /var/lib/feedback
   FEEDBACK_CLICKHOUSE_URL=https://user:pass@host:8443 feedback migrate
+  feedback keys create --project demo --scope ingest --name "web app"
 """
 
 
@@ -52,6 +55,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         )
         add_arguments(command)
         subparsers[name] = command
+    keys = commands.add_parser(
+        "keys",
+        help="create, list and revoke API keys on a running server",
+        description="Create, list and revoke API keys through a running server.",
+        epilog=KEY_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_key_commands(keys)
     return parser, subparsers
 
 
@@ -68,6 +79,8 @@ async def _migrate(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser, subparsers = _parser()
     arguments = parser.parse_args(argv)
+    if arguments.command == "keys":
+        return run_key_command(arguments)
     try:
         settings = load_settings(arguments)
     except ConfigError as error:

@@ -83,7 +83,10 @@ class FeedbackServer:
             key_servicer = ApiKeyServicer(ApiKeyOperations(self.keys, self.authenticator))
             api_keys_pb2_grpc.add_ApiKeyServiceServicer_to_server(key_servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
+        services = [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        if self.authenticator is not None:
+            services.append(KEY_SERVICE_NAME)
+        reflection.enable_server_reflection(services, self._server)
         try:
             self.port = self._server.add_insecure_port(self.settings.listen)
         except RuntimeError as error:
