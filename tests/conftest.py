@@ -19,7 +19,7 @@ from feedback_proto.v1 import feedback_service_pb2_grpc
 from feedback_service.config import Settings
 from feedback_service.logging_setup import configure_logging
 from feedback_service.server import FeedbackServer
-from tests.support.auth import ADMIN_KEY, authorized_channel
+from tests.support.auth import ADMIN_KEY, OLD_TOKEN_SECRET, TOKEN_SECRET, authorized_channel
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,13 @@ def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 async def server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
     configure_logging(log_format="json", level="warning")
-    settings = Settings(listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database="api_tests", admin_key=ADMIN_KEY)
+    settings = Settings(
+        listen="127.0.0.1:0",
+        data_dir=engine_dir,
+        clickhouse_database="api_tests",
+        admin_key=ADMIN_KEY,
+        token_secrets=(TOKEN_SECRET, OLD_TOKEN_SECRET),
+    )
     running = FeedbackServer(settings)
     await running.start()
     yield running

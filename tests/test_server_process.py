@@ -370,6 +370,7 @@ def test_reflection_lists_the_services_and_describes_the_feedback_api(running_se
             "StreamAggregates",
             "ExportFeedback",
             "CompareVersions",
+            "MintFeedbackToken",
         }
         for name, method in methods.items():
             assert method.input_type.full_name == f"feedback.v1.{name}Request"

@@ -60,6 +60,13 @@ def _secret(text: str) -> str | None:
     return text or None
 
 
+def _secrets(text: str) -> tuple[str, ...]:
+    secrets = tuple(part.strip() for part in text.split(",") if part.strip())
+    if any(len(secret) < 32 for secret in secrets):
+        raise ValueError("each secret must be at least 32 characters")
+    return secrets
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -96,6 +103,7 @@ class Settings:
     replica_settle_s: float = 2.0
     admin_key: str | None = None
     admin_key_file: Path | None = None
+    token_secrets: tuple[str, ...] = ()
     insecure_no_auth: bool = False
     log_format: str = "auto"
     log_level: str = "info"
@@ -185,6 +193,14 @@ OPTIONS: tuple[Option, ...] = (
         has_flag=False,
     ),
     Option("admin_key_file", "FEEDBACK_ADMIN_KEY_FILE", Path, "file holding the bootstrap admin key"),
+    Option(
+        "token_secrets",
+        "FEEDBACK_TOKEN_SECRETS",
+        _secrets,
+        "comma-separated secrets for end-user feedback tokens (environment only): the first signs, all verify; "
+        "rotate by prepending a new one, drop the old one after 7 days. Unset: no tokens",
+        has_flag=False,
+    ),
     Option(
         "insecure_no_auth",
         "FEEDBACK_INSECURE_NO_AUTH",

@@ -18,6 +18,7 @@ from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings
 from feedback_service.domain.api_keys import Authenticator
 from feedback_service.domain.evaluation import EvaluationOperations
+from feedback_service.domain.feedback_tokens import TokenAuthority
 from feedback_service.domain.key_admin import ApiKeyOperations
 from feedback_service.domain.operations import FeedbackOperations
 from feedback_service.local_admin_key import ensure_local_admin_key
@@ -57,8 +58,11 @@ class FeedbackServer:
         self.store = ClickHouseFeedbackStore(self.engine, settings.batching_config(), settle_s=settings.settle_s)
         self.keys = ClickHouseApiKeyStore(self.engine)
         admin_key = settings.configured_admin_key()
+        self.tokens = TokenAuthority(settings.token_secrets)
         self.authenticator = (
-            None if settings.insecure_no_auth else Authenticator(self.keys, admin_keys=[admin_key] if admin_key else [])
+            None
+            if settings.insecure_no_auth
+            else Authenticator(self.keys, admin_keys=[admin_key] if admin_key else [], tokens=self.tokens)
         )
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
@@ -77,7 +81,7 @@ class FeedbackServer:
         applied = await migrate(self.engine)
         _log.info("migrated", storage=self.engine.config.describe, applied=[m.name for m in applied])
         self.store.start()
-        servicer = FeedbackServicer(FeedbackOperations(self.store), EvaluationOperations(self.store))
+        servicer = FeedbackServicer(FeedbackOperations(self.store), EvaluationOperations(self.store), self.tokens)
         feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, self._server)
         if self.authenticator is not None:
             key_servicer = ApiKeyServicer(ApiKeyOperations(self.keys, self.authenticator))

@@ -9,6 +9,9 @@ import grpc
 
 # The bootstrap admin key of the test servers: every scope on every project.
 ADMIN_KEY = f"test-admin-{secrets.token_hex(16)}"
+# The secrets test servers sign and verify end-user feedback tokens with (the first signs).
+TOKEN_SECRET = secrets.token_urlsafe(32)
+OLD_TOKEN_SECRET = secrets.token_urlsafe(32)
 
 
 def _with_key(details: Any, key: str) -> Any:

@@ -22,6 +22,7 @@ METHOD_SCOPES: dict[str, frozenset[Scope]] = {
     _FEEDBACK + "StreamAggregates": frozenset({Scope.READ}),
     _FEEDBACK + "ExportFeedback": frozenset({Scope.READ}),
     _FEEDBACK + "CompareVersions": frozenset({Scope.READ}),
+    _FEEDBACK + "MintFeedbackToken": frozenset({Scope.INGEST}),
     _KEYS + "CreateApiKey": frozenset({Scope.ADMIN}),
     _KEYS + "ListApiKeys": frozenset({Scope.ADMIN}),
     _KEYS + "RevokeApiKey": frozenset({Scope.ADMIN}),
@@ -30,16 +31,22 @@ METHOD_SCOPES: dict[str, frozenset[Scope]] = {
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=UNAUTHENTICATED_LOCAL)
 
 
-def bearer_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
-    """The credential of ``authorization: Bearer <credential>``, or None."""
+def bearer_of(metadata: Sequence[tuple[str, str | bytes]] | None, request: object) -> str | None:
+    """The credential of ``authorization: Bearer <credential>``; else a request's ``feedback_token``
+    (browsers cannot always set metadata); else None."""
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):
             scheme, _, credential = value.strip().partition(" ")
             return credential.strip() if scheme.lower() == "bearer" else ""
-    return None
+    token = getattr(request, "feedback_token", "")
+    return token if isinstance(token, str) and token else None
 
 
 def authorize(principal: Principal, method: str) -> None:
+    if principal.token is not None:
+        if method != _FEEDBACK + "CreateFeedback":
+            raise PermissionDeniedError("a feedback token only allows CreateFeedback")
+        return
     allowed = METHOD_SCOPES.get(method)
     if allowed is None:
         raise PermissionDeniedError(f"{method} is not open to API keys")

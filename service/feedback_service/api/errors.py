@@ -8,6 +8,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from feedback_service.domain.errors import (
     AlreadyExistsError,
+    FailedPreconditionError,
     FeedbackServiceError,
     InvalidArgumentError,
     NotFoundError,
@@ -29,6 +30,7 @@ _CODES: dict[type[FeedbackServiceError], grpc.StatusCode] = {
     QueueFullError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -65,7 +65,7 @@ class _Call:
         if self._authenticator is None:  # --insecure-no-auth
             set_principal(UNAUTHENTICATED_LOCAL)
             return
-        principal = await self._authenticator.authenticate(bearer_of(context.invocation_metadata()))
+        principal = await self._authenticator.authenticate(bearer_of(context.invocation_metadata(), request))
         self.key_id = principal.key_id
         authorize(principal, self.method)
         set_principal(principal)

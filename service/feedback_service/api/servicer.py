@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
+from feedback_client.tokens import VALUE_KINDS
 from feedback_proto.v1 import aggregates_pb2, feedback_service_pb2_grpc
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.api.auth import current_principal
@@ -27,11 +28,22 @@ from feedback_service.domain.evaluation import (
     GroupUpdate,
     SnapshotDone,
 )
+from feedback_service.domain.feedback_tokens import TokenAuthority, bind_to_token
 from feedback_service.domain.model import FeedbackInput
 from feedback_service.domain.operations import FeedbackOperations
+from feedback_service.domain.validation import ViolationCollector, check_project
 
 # grpcio is untyped: the context is Any to mypy, named here for readers.
 Context: TypeAlias = Any
+
+
+_VALUE_KINDS = {
+    pb.VALUE_KIND_THUMB: "thumb",
+    pb.VALUE_KIND_SCORE: "score",
+    pb.VALUE_KIND_LABEL: "label",
+    pb.VALUE_KIND_COMMENT: "comment",
+    pb.VALUE_KIND_CORRECTION: "correction",
+}
 
 
 def _project(requested: str) -> str:
@@ -48,12 +60,17 @@ def _own_scope(scope: FeedbackScope) -> FeedbackScope:
 
 
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
-    def __init__(self, operations: FeedbackOperations, evaluation: EvaluationOperations) -> None:
+    def __init__(
+        self, operations: FeedbackOperations, evaluation: EvaluationOperations, tokens: TokenAuthority
+    ) -> None:
         self._operations = operations
         self._evaluation = evaluation
+        self._tokens = tokens
 
     async def CreateFeedback(self, request: pb.CreateFeedbackRequest, context: Context) -> pb.CreateFeedbackResponse:
-        stored = await self._operations.create(_own(feedback_input(request.feedback)))
+        draft = feedback_input(request.feedback)
+        token = current_principal().token
+        stored = await self._operations.create(_own(draft) if token is None else bind_to_token(draft, token))
         return pb.CreateFeedbackResponse(feedback=feedback_message(stored))
 
     async def BatchCreateFeedback(
@@ -126,3 +143,29 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
             version_b=request.version_b,
         )
         return pb.CompareVersionsResponse(comparisons=[comparison_message(c) for c in comparisons])
+
+    async def MintFeedbackToken(
+        self, request: pb.MintFeedbackTokenRequest, context: Context
+    ) -> pb.MintFeedbackTokenResponse:
+        found = ViolationCollector()
+        project = _project(request.project)
+        check_project(project, found)
+        kinds = []
+        for number in request.value_kinds:
+            if number in _VALUE_KINDS:
+                kinds.append(_VALUE_KINDS[number])
+            else:
+                found.add("value_kinds", f"unknown value kind {number}")
+        found.raise_if_any()
+        token, expire_time = self._tokens.mint(
+            project=project,
+            trace_id=request.trace_id,
+            user_id=request.user_id,
+            keys=list(request.keys),
+            value_kinds=kinds or list(VALUE_KINDS),
+            span_id=request.span_id,
+            model=request.model,
+            model_version=request.model_version,
+            ttl_s=int(request.ttl.ToTimedelta().total_seconds()) if request.HasField("ttl") else None,
+        )
+        return pb.MintFeedbackTokenResponse(token=token, expire_time=timestamp_of(expire_time))

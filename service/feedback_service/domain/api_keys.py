@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from feedback_client.tokens import looks_like_token
 from feedback_service.domain.auth import ALL_SCOPES, Principal, Scope
 from feedback_service.domain.errors import UnauthenticatedError
+from feedback_service.domain.feedback_tokens import TokenAuthority
 
 _KEY = re.compile(r"fbk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 ADMIN_KEY_ID = "bootstrap-admin"
@@ -75,8 +77,16 @@ class Authenticator:
     through another replica within ``cache_s``.
     """
 
-    def __init__(self, keys: ApiKeyStore, *, admin_keys: Sequence[str] = (), cache_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        keys: ApiKeyStore,
+        *,
+        admin_keys: Sequence[str] = (),
+        tokens: TokenAuthority | None = None,
+        cache_s: float = 5.0,
+    ) -> None:
         self._keys = keys
+        self._tokens = tokens
         self._admin_hashes = [secret_sha256(key) for key in admin_keys if key]
         self._cache_s = cache_s
         self._cache: dict[str, tuple[float, tuple[ApiKey, str] | None]] = {}
@@ -84,6 +94,11 @@ class Authenticator:
     async def authenticate(self, bearer: str | None) -> Principal:
         if not bearer:
             raise UnauthenticatedError("missing credential: send 'authorization: Bearer <API key>' metadata")
+        if looks_like_token(bearer):
+            if self._tokens is None:
+                raise UnauthenticatedError("this server accepts no feedback tokens")
+            claims = self._tokens.verify(bearer)
+            return Principal(key_id=f"token:{claims.key_id}", project=claims.project, scopes=frozenset(), token=claims)
         presented = secret_sha256(bearer)
         if any(hmac.compare_digest(presented, admin) for admin in self._admin_hashes):
             return Principal(key_id=ADMIN_KEY_ID, project=None, scopes=ALL_SCOPES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from feedback_client.tokens import TokenClaims
 from feedback_service.domain.errors import PermissionDeniedError
 
 
@@ -26,11 +27,13 @@ ALL_SCOPES = frozenset(Scope)
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller. ``project`` None means every project (bootstrap admin, or auth off)."""
+    """An authenticated caller. ``project`` None means every project (bootstrap admin, or auth off);
+    ``token`` is set for an end user holding a feedback token (it may only create feedback)."""
 
     key_id: str
     project: str | None
     scopes: frozenset[Scope]
+    token: TokenClaims | None = None
 
     def project_for(self, requested: str) -> str:
         """The project a call acts on, checked against the credential."""

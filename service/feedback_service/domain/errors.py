@@ -78,3 +78,9 @@ class PermissionDeniedError(FeedbackServiceError):
     """A valid credential that may not do this: wrong scope, another project, out of a token's binding."""
 
     reason = "PERMISSION_DENIED"
+
+
+class FailedPreconditionError(FeedbackServiceError):
+    """The server is not set up for this call (e.g. no token secrets configured)."""
+
+    reason = "FAILED_PRECONDITION"

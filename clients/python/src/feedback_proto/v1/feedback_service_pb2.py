@@ -25,60 +25,67 @@ _sym_db = _symbol_database.Default()
 
 from feedback_proto.v1 import feedback_pb2 as feedback_dot_v1_dot_feedback__pb2
 from feedback_proto.v1 import aggregates_pb2 as feedback_dot_v1_dot_aggregates__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"feedback/v1/feedback_service.proto\x12\x0b\x66\x65\x65\x64\x62\x61\x63k.v1\x1a\x1a\x66\x65\x65\x64\x62\x61\x63k/v1/feedback.proto\x1a\x1c\x66\x65\x65\x64\x62\x61\x63k/v1/aggregates.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"@\n\x15\x43reateFeedbackRequest\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\"A\n\x16\x43reateFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\"E\n\x1a\x42\x61tchCreateFeedbackRequest\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x15.feedback.v1.Feedback\"u\n\x19\x42\x61tchCreateFeedbackResult\x12)\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.FeedbackH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"V\n\x1b\x42\x61tchCreateFeedbackResponse\x12\x37\n\x07results\x18\x01 \x03(\x0b\x32&.feedback.v1.BatchCreateFeedbackResult\":\n\x12GetFeedbackRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x02 \x01(\t\">\n\x13GetFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\"\xa5\x02\n\x13ListFeedbackRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0b\n\x03key\x18\x05 \x01(\t\x12#\n\x06source\x18\x06 \x01(\x0e\x32\x13.feedback.v1.Source\x12\x0e\n\x06\x61uthor\x18\x07 \x01(\t\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\n \x01(\x05\x12\x12\n\npage_token\x18\x0b \x01(\t\"X\n\x14ListFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x15.feedback.v1.Feedback\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"q\n\x15UpdateFeedbackRequest\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"A\n\x16UpdateFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\"=\n\x15\x44\x65leteFeedbackRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteFeedbackResponse\"\xb2\x01\n\x17StreamAggregatesRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.feedback.v1.AggregateFilter\x12+\n\x08group_by\x18\x02 \x03(\x0e\x32\x19.feedback.v1.GroupByField\x12,\n\x0btime_bucket\x18\x03 \x01(\x0e\x32\x17.feedback.v1.TimeBucket\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"\xba\x01\n\x18StreamAggregatesResponse\x12,\n\x05group\x18\x01 \x01(\x0b\x32\x1b.feedback.v1.AggregateGroupH\x00\x12:\n\x11snapshot_complete\x18\x02 \x01(\x0b\x32\x1d.feedback.v1.SnapshotCompleteH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.feedback.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent\"V\n\x10SnapshotComplete\x12-\n\twatermark\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bgroup_count\x18\x02 \x01(\x03\":\n\tHeartbeat\x12-\n\twatermark\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x15\x45xportFeedbackRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.feedback.v1.AggregateFilter\x12\x1c\n\x14only_with_correction\x18\x02 \x01(\x08\x12\x19\n\x11only_with_comment\x18\x03 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\x12\x12\n\nchunk_size\x18\x06 \x01(\x05\"Q\n\x16\x45xportFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x15.feedback.v1.Feedback\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\xf0\x01\n\x16\x43ompareVersionsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tversion_a\x18\x03 \x01(\t\x12\x11\n\tversion_b\x18\x04 \x01(\t\x12\x0c\n\x04keys\x18\x05 \x03(\t\x12$\n\x07sources\x18\x06 \x03(\x0e\x32\x13.feedback.v1.Source\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x17\x43ompareVersionsResponse\x12/\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32\x1a.feedback.v1.KeyComparison2\xd1\x06\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12Y\n\x0e\x43reateFeedback\x12\".feedback.v1.CreateFeedbackRequest\x1a#.feedback.v1.CreateFeedbackResponse\x12h\n\x13\x42\x61tchCreateFeedback\x12\'.feedback.v1.BatchCreateFeedbackRequest\x1a(.feedback.v1.BatchCreateFeedbackResponse\x12P\n\x0bGetFeedback\x12\x1f.feedback.v1.GetFeedbackRequest\x1a .feedback.v1.GetFeedbackResponse\x12S\n\x0cListFeedback\x12 .feedback.v1.ListFeedbackRequest\x1a!.feedback.v1.ListFeedbackResponse\x12Y\n\x0eUpdateFeedback\x12\".feedback.v1.UpdateFeedbackRequest\x1a#.feedback.v1.UpdateFeedbackResponse\x12Y\n\x0e\x44\x65leteFeedback\x12\".feedback.v1.DeleteFeedbackRequest\x1a#.feedback.v1.DeleteFeedbackResponse\x12\x61\n\x10StreamAggregates\x12$.feedback.v1.StreamAggregatesRequest\x1a%.feedback.v1.StreamAggregatesResponse0\x01\x12[\n\x0e\x45xportFeedback\x12\".feedback.v1.ExportFeedbackRequest\x1a#.feedback.v1.ExportFeedbackResponse0\x01\x12\\\n\x0f\x43ompareVersions\x12#.feedback.v1.CompareVersionsRequest\x1a$.feedback.v1.CompareVersionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"feedback/v1/feedback_service.proto\x12\x0b\x66\x65\x65\x64\x62\x61\x63k.v1\x1a\x1a\x66\x65\x65\x64\x62\x61\x63k/v1/feedback.proto\x1a\x1c\x66\x65\x65\x64\x62\x61\x63k/v1/aggregates.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"X\n\x15\x43reateFeedbackRequest\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\x12\x16\n\x0e\x66\x65\x65\x64\x62\x61\x63k_token\x18\x02 \x01(\t\"A\n\x16\x43reateFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\"E\n\x1a\x42\x61tchCreateFeedbackRequest\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x15.feedback.v1.Feedback\"u\n\x19\x42\x61tchCreateFeedbackResult\x12)\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.FeedbackH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"V\n\x1b\x42\x61tchCreateFeedbackResponse\x12\x37\n\x07results\x18\x01 \x03(\x0b\x32&.feedback.v1.BatchCreateFeedbackResult\":\n\x12GetFeedbackRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x02 \x01(\t\">\n\x13GetFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\"\xa5\x02\n\x13ListFeedbackRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0b\n\x03key\x18\x05 \x01(\t\x12#\n\x06source\x18\x06 \x01(\x0e\x32\x13.feedback.v1.Source\x12\x0e\n\x06\x61uthor\x18\x07 \x01(\t\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\n \x01(\x05\x12\x12\n\npage_token\x18\x0b \x01(\t\"X\n\x14ListFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x15.feedback.v1.Feedback\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"q\n\x15UpdateFeedbackRequest\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"A\n\x16UpdateFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x15.feedback.v1.Feedback\"=\n\x15\x44\x65leteFeedbackRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x13\n\x0b\x66\x65\x65\x64\x62\x61\x63k_id\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteFeedbackResponse\"\xb2\x01\n\x17StreamAggregatesRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.feedback.v1.AggregateFilter\x12+\n\x08group_by\x18\x02 \x03(\x0e\x32\x19.feedback.v1.GroupByField\x12,\n\x0btime_bucket\x18\x03 \x01(\x0e\x32\x17.feedback.v1.TimeBucket\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\"\xba\x01\n\x18StreamAggregatesResponse\x12,\n\x05group\x18\x01 \x01(\x0b\x32\x1b.feedback.v1.AggregateGroupH\x00\x12:\n\x11snapshot_complete\x18\x02 \x01(\x0b\x32\x1d.feedback.v1.SnapshotCompleteH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.feedback.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent\"V\n\x10SnapshotComplete\x12-\n\twatermark\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bgroup_count\x18\x02 \x01(\x03\":\n\tHeartbeat\x12-\n\twatermark\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x15\x45xportFeedbackRequest\x12,\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1c.feedback.v1.AggregateFilter\x12\x1c\n\x14only_with_correction\x18\x02 \x01(\x08\x12\x19\n\x11only_with_comment\x18\x03 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x05 \x01(\x08\x12\x12\n\nchunk_size\x18\x06 \x01(\x05\"Q\n\x16\x45xportFeedbackResponse\x12\'\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x15.feedback.v1.Feedback\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\xf0\x01\n\x16\x43ompareVersionsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tversion_a\x18\x03 \x01(\t\x12\x11\n\tversion_b\x18\x04 \x01(\t\x12\x0c\n\x04keys\x18\x05 \x03(\t\x12$\n\x07sources\x18\x06 \x03(\x0e\x32\x13.feedback.v1.Source\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x17\x43ompareVersionsResponse\x12/\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32\x1a.feedback.v1.KeyComparison\"\xe8\x01\n\x18MintFeedbackTokenRequest\x12\x10\n\x08trace_id\x18\x01 \x01(\t\x12\x0f\n\x07span_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04keys\x18\x05 \x03(\t\x12+\n\x0bvalue_kinds\x18\x06 \x03(\x0e\x32\x16.feedback.v1.ValueKind\x12\x0f\n\x07user_id\x18\x07 \x01(\t\x12&\n\x03ttl\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07project\x18\t \x01(\t\"[\n\x19MintFeedbackTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x9c\x01\n\tValueKind\x12\x1a\n\x16VALUE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10VALUE_KIND_THUMB\x10\x01\x12\x14\n\x10VALUE_KIND_SCORE\x10\x02\x12\x14\n\x10VALUE_KIND_LABEL\x10\x03\x12\x16\n\x12VALUE_KIND_COMMENT\x10\x04\x12\x19\n\x15VALUE_KIND_CORRECTION\x10\x05\x32\xb5\x07\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12Y\n\x0e\x43reateFeedback\x12\".feedback.v1.CreateFeedbackRequest\x1a#.feedback.v1.CreateFeedbackResponse\x12h\n\x13\x42\x61tchCreateFeedback\x12\'.feedback.v1.BatchCreateFeedbackRequest\x1a(.feedback.v1.BatchCreateFeedbackResponse\x12P\n\x0bGetFeedback\x12\x1f.feedback.v1.GetFeedbackRequest\x1a .feedback.v1.GetFeedbackResponse\x12S\n\x0cListFeedback\x12 .feedback.v1.ListFeedbackRequest\x1a!.feedback.v1.ListFeedbackResponse\x12Y\n\x0eUpdateFeedback\x12\".feedback.v1.UpdateFeedbackRequest\x1a#.feedback.v1.UpdateFeedbackResponse\x12Y\n\x0e\x44\x65leteFeedback\x12\".feedback.v1.DeleteFeedbackRequest\x1a#.feedback.v1.DeleteFeedbackResponse\x12\x61\n\x10StreamAggregates\x12$.feedback.v1.StreamAggregatesRequest\x1a%.feedback.v1.StreamAggregatesResponse0\x01\x12[\n\x0e\x45xportFeedback\x12\".feedback.v1.ExportFeedbackRequest\x1a#.feedback.v1.ExportFeedbackResponse0\x01\x12\x62\n\x11MintFeedbackToken\x12%.feedback.v1.MintFeedbackTokenRequest\x1a&.feedback.v1.MintFeedbackTokenResponse\x12\\\n\x0f\x43ompareVersions\x12#.feedback.v1.CompareVersionsRequest\x1a$.feedback.v1.CompareVersionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'feedback.v1.feedback_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEFEEDBACKREQUEST']._serialized_start=201
-  _globals['_CREATEFEEDBACKREQUEST']._serialized_end=265
-  _globals['_CREATEFEEDBACKRESPONSE']._serialized_start=267
-  _globals['_CREATEFEEDBACKRESPONSE']._serialized_end=332
-  _globals['_BATCHCREATEFEEDBACKREQUEST']._serialized_start=334
-  _globals['_BATCHCREATEFEEDBACKREQUEST']._serialized_end=403
-  _globals['_BATCHCREATEFEEDBACKRESULT']._serialized_start=405
-  _globals['_BATCHCREATEFEEDBACKRESULT']._serialized_end=522
-  _globals['_BATCHCREATEFEEDBACKRESPONSE']._serialized_start=524
-  _globals['_BATCHCREATEFEEDBACKRESPONSE']._serialized_end=610
-  _globals['_GETFEEDBACKREQUEST']._serialized_start=612
-  _globals['_GETFEEDBACKREQUEST']._serialized_end=670
-  _globals['_GETFEEDBACKRESPONSE']._serialized_start=672
-  _globals['_GETFEEDBACKRESPONSE']._serialized_end=734
-  _globals['_LISTFEEDBACKREQUEST']._serialized_start=737
-  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1030
-  _globals['_LISTFEEDBACKRESPONSE']._serialized_start=1032
-  _globals['_LISTFEEDBACKRESPONSE']._serialized_end=1120
-  _globals['_UPDATEFEEDBACKREQUEST']._serialized_start=1122
-  _globals['_UPDATEFEEDBACKREQUEST']._serialized_end=1235
-  _globals['_UPDATEFEEDBACKRESPONSE']._serialized_start=1237
-  _globals['_UPDATEFEEDBACKRESPONSE']._serialized_end=1302
-  _globals['_DELETEFEEDBACKREQUEST']._serialized_start=1304
-  _globals['_DELETEFEEDBACKREQUEST']._serialized_end=1365
-  _globals['_DELETEFEEDBACKRESPONSE']._serialized_start=1367
-  _globals['_DELETEFEEDBACKRESPONSE']._serialized_end=1391
-  _globals['_STREAMAGGREGATESREQUEST']._serialized_start=1394
-  _globals['_STREAMAGGREGATESREQUEST']._serialized_end=1572
-  _globals['_STREAMAGGREGATESRESPONSE']._serialized_start=1575
-  _globals['_STREAMAGGREGATESRESPONSE']._serialized_end=1761
-  _globals['_SNAPSHOTCOMPLETE']._serialized_start=1763
-  _globals['_SNAPSHOTCOMPLETE']._serialized_end=1849
-  _globals['_HEARTBEAT']._serialized_start=1851
-  _globals['_HEARTBEAT']._serialized_end=1909
-  _globals['_EXPORTFEEDBACKREQUEST']._serialized_start=1912
-  _globals['_EXPORTFEEDBACKREQUEST']._serialized_end=2090
-  _globals['_EXPORTFEEDBACKRESPONSE']._serialized_start=2092
-  _globals['_EXPORTFEEDBACKRESPONSE']._serialized_end=2173
-  _globals['_COMPAREVERSIONSREQUEST']._serialized_start=2176
-  _globals['_COMPAREVERSIONSREQUEST']._serialized_end=2416
-  _globals['_COMPAREVERSIONSRESPONSE']._serialized_start=2418
-  _globals['_COMPAREVERSIONSRESPONSE']._serialized_end=2492
-  _globals['_FEEDBACKSERVICE']._serialized_start=2495
-  _globals['_FEEDBACKSERVICE']._serialized_end=3344
+  _globals['_VALUEKIND']._serialized_start=2879
+  _globals['_VALUEKIND']._serialized_end=3035
+  _globals['_CREATEFEEDBACKREQUEST']._serialized_start=233
+  _globals['_CREATEFEEDBACKREQUEST']._serialized_end=321
+  _globals['_CREATEFEEDBACKRESPONSE']._serialized_start=323
+  _globals['_CREATEFEEDBACKRESPONSE']._serialized_end=388
+  _globals['_BATCHCREATEFEEDBACKREQUEST']._serialized_start=390
+  _globals['_BATCHCREATEFEEDBACKREQUEST']._serialized_end=459
+  _globals['_BATCHCREATEFEEDBACKRESULT']._serialized_start=461
+  _globals['_BATCHCREATEFEEDBACKRESULT']._serialized_end=578
+  _globals['_BATCHCREATEFEEDBACKRESPONSE']._serialized_start=580
+  _globals['_BATCHCREATEFEEDBACKRESPONSE']._serialized_end=666
+  _globals['_GETFEEDBACKREQUEST']._serialized_start=668
+  _globals['_GETFEEDBACKREQUEST']._serialized_end=726
+  _globals['_GETFEEDBACKRESPONSE']._serialized_start=728
+  _globals['_GETFEEDBACKRESPONSE']._serialized_end=790
+  _globals['_LISTFEEDBACKREQUEST']._serialized_start=793
+  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1086
+  _globals['_LISTFEEDBACKRESPONSE']._serialized_start=1088
+  _globals['_LISTFEEDBACKRESPONSE']._serialized_end=1176
+  _globals['_UPDATEFEEDBACKREQUEST']._serialized_start=1178
+  _globals['_UPDATEFEEDBACKREQUEST']._serialized_end=1291
+  _globals['_UPDATEFEEDBACKRESPONSE']._serialized_start=1293
+  _globals['_UPDATEFEEDBACKRESPONSE']._serialized_end=1358
+  _globals['_DELETEFEEDBACKREQUEST']._serialized_start=1360
+  _globals['_DELETEFEEDBACKREQUEST']._serialized_end=1421
+  _globals['_DELETEFEEDBACKRESPONSE']._serialized_start=1423
+  _globals['_DELETEFEEDBACKRESPONSE']._serialized_end=1447
+  _globals['_STREAMAGGREGATESREQUEST']._serialized_start=1450
+  _globals['_STREAMAGGREGATESREQUEST']._serialized_end=1628
+  _globals['_STREAMAGGREGATESRESPONSE']._serialized_start=1631
+  _globals['_STREAMAGGREGATESRESPONSE']._serialized_end=1817
+  _globals['_SNAPSHOTCOMPLETE']._serialized_start=1819
+  _globals['_SNAPSHOTCOMPLETE']._serialized_end=1905
+  _globals['_HEARTBEAT']._serialized_start=1907
+  _globals['_HEARTBEAT']._serialized_end=1965
+  _globals['_EXPORTFEEDBACKREQUEST']._serialized_start=1968
+  _globals['_EXPORTFEEDBACKREQUEST']._serialized_end=2146
+  _globals['_EXPORTFEEDBACKRESPONSE']._serialized_start=2148
+  _globals['_EXPORTFEEDBACKRESPONSE']._serialized_end=2229
+  _globals['_COMPAREVERSIONSREQUEST']._serialized_start=2232
+  _globals['_COMPAREVERSIONSREQUEST']._serialized_end=2472
+  _globals['_COMPAREVERSIONSRESPONSE']._serialized_start=2474
+  _globals['_COMPAREVERSIONSRESPONSE']._serialized_end=2548
+  _globals['_MINTFEEDBACKTOKENREQUEST']._serialized_start=2551
+  _globals['_MINTFEEDBACKTOKENREQUEST']._serialized_end=2783
+  _globals['_MINTFEEDBACKTOKENRESPONSE']._serialized_start=2785
+  _globals['_MINTFEEDBACKTOKENRESPONSE']._serialized_end=2876
+  _globals['_FEEDBACKSERVICE']._serialized_start=3038
+  _globals['_FEEDBACKSERVICE']._serialized_end=3987
 # @@protoc_insertion_point(module_scope)

@@ -8,10 +8,12 @@ from collections import abc as _abc
 from feedback_proto.v1 import aggregates_pb2 as _aggregates_pb2
 from feedback_proto.v1 import feedback_pb2 as _feedback_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
@@ -24,6 +26,42 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ValueKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ValueKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ValueKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VALUE_KIND_UNSPECIFIED: _ValueKind.ValueType  # 0
+    """Not a kind; refused."""
+    VALUE_KIND_THUMB: _ValueKind.ValueType  # 1
+    """A thumb value."""
+    VALUE_KIND_SCORE: _ValueKind.ValueType  # 2
+    """A score value."""
+    VALUE_KIND_LABEL: _ValueKind.ValueType  # 3
+    """A label value."""
+    VALUE_KIND_COMMENT: _ValueKind.ValueType  # 4
+    """A comment."""
+    VALUE_KIND_CORRECTION: _ValueKind.ValueType  # 5
+    """A correction."""
+
+class ValueKind(_ValueKind, metaclass=_ValueKindEnumTypeWrapper):
+    """What kind of feedback a token allows."""
+
+VALUE_KIND_UNSPECIFIED: ValueKind.ValueType  # 0
+"""Not a kind; refused."""
+VALUE_KIND_THUMB: ValueKind.ValueType  # 1
+"""A thumb value."""
+VALUE_KIND_SCORE: ValueKind.ValueType  # 2
+"""A score value."""
+VALUE_KIND_LABEL: ValueKind.ValueType  # 3
+"""A label value."""
+VALUE_KIND_COMMENT: ValueKind.ValueType  # 4
+"""A comment."""
+VALUE_KIND_CORRECTION: ValueKind.ValueType  # 5
+"""A correction."""
+Global___ValueKind: _TypeAlias = ValueKind  # noqa: Y015
+
 @_typing.final
 class CreateFeedbackRequest(_message.Message):
     """Request of CreateFeedback."""
@@ -31,6 +69,16 @@ class CreateFeedbackRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FEEDBACK_FIELD_NUMBER: _builtins.int
+    FEEDBACK_TOKEN_FIELD_NUMBER: _builtins.int
+    feedback_token: _builtins.str
+    """An end-user feedback token (from MintFeedbackToken), for callers that
+    cannot set "authorization" metadata; used only when the call carries no
+    authorization metadata. With a token, the project, trace, span, model and
+    model version come from the token (fields left empty are filled in; set
+    fields must match), the key and value kinds must be among those it
+    allows, the source is SOURCE_USER and the author is the token's hashed
+    user id, so one vote per user applies.
+    """
     @_builtins.property
     def feedback(self) -> _feedback_pb2.Feedback:
         """The feedback to store. Output-only fields are ignored."""
@@ -39,10 +87,11 @@ class CreateFeedbackRequest(_message.Message):
         self,
         *,
         feedback: _feedback_pb2.Feedback | None = ...,
+        feedback_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback", "feedback_token", b"feedback_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -712,3 +761,95 @@ class CompareVersionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompareVersionsResponse: _TypeAlias = CompareVersionsResponse  # noqa: Y015
+
+@_typing.final
+class MintFeedbackTokenRequest(_message.Message):
+    """Request of MintFeedbackToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    SPAN_ID_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    KEYS_FIELD_NUMBER: _builtins.int
+    VALUE_KINDS_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
+    trace_id: _builtins.str
+    """Trace id of the AI call the user may give feedback on. Required."""
+    span_id: _builtins.str
+    """Span id of that call; when set, the feedback must carry it."""
+    model: _builtins.str
+    """Model of that call, stored with the feedback."""
+    model_version: _builtins.str
+    """Model version of that call, stored with the feedback."""
+    user_id: _builtins.str
+    """The end user's id in your system. Only its hash goes into the token and
+    becomes the feedback's author. Required.
+    """
+    project: _builtins.str
+    """Project of the token; defaults to the caller's. Required with the
+    bootstrap admin key.
+    """
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Feedback keys the user may send, e.g. ["thumbs"]. At least one."""
+
+    @_builtins.property
+    def value_kinds(self) -> _containers.RepeatedScalarFieldContainer[Global___ValueKind.ValueType]:
+        """Kinds of feedback the user may send; empty means all."""
+
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """How long the token is valid: default 24 hours, at most 7 days."""
+
+    def __init__(
+        self,
+        *,
+        trace_id: _builtins.str = ...,
+        span_id: _builtins.str = ...,
+        model: _builtins.str = ...,
+        model_version: _builtins.str = ...,
+        keys: _abc.Iterable[_builtins.str] | None = ...,
+        value_kinds: _abc.Iterable[Global___ValueKind.ValueType] | None = ...,
+        user_id: _builtins.str = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+        project: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys", "model", b"model", "model_version", b"model_version", "project", b"project", "span_id", b"span_id", "trace_id", b"trace_id", "ttl", b"ttl", "user_id", b"user_id", "value_kinds", b"value_kinds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MintFeedbackTokenRequest: _TypeAlias = MintFeedbackTokenRequest  # noqa: Y015
+
+@_typing.final
+class MintFeedbackTokenResponse(_message.Message):
+    """Response of MintFeedbackToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The token, to hand to the browser."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When it expires."""
+
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MintFeedbackTokenResponse: _TypeAlias = MintFeedbackTokenResponse  # noqa: Y015

@@ -84,6 +84,11 @@ class FeedbackServiceStub:
                 request_serializer=feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackRequest.SerializeToString,
                 response_deserializer=feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackResponse.FromString,
                 _registered_method=True)
+        self.MintFeedbackToken = channel.unary_unary(
+                '/feedback.v1.FeedbackService/MintFeedbackToken',
+                request_serializer=feedback_dot_v1_dot_feedback__service__pb2.MintFeedbackTokenRequest.SerializeToString,
+                response_deserializer=feedback_dot_v1_dot_feedback__service__pb2.MintFeedbackTokenResponse.FromString,
+                _registered_method=True)
         self.CompareVersions = channel.unary_unary(
                 '/feedback.v1.FeedbackService/CompareVersions',
                 request_serializer=feedback_dot_v1_dot_feedback__service__pb2.CompareVersionsRequest.SerializeToString,
@@ -178,6 +183,16 @@ class FeedbackServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MintFeedbackToken(self, request, context):
+        """Mints a short-lived end-user feedback token bound to one AI call, so a
+        browser can send feedback on it without holding a secret (needs the
+        ingest scope and FEEDBACK_TOKEN_SECRETS on the server). Tokens can also be
+        minted offline with the shared secret (feedback_client.tokens).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CompareVersions(self, request, context):
         """Compares two versions of a model key by key: both groups' statistics,
         their difference and a significance test (two-proportion z-test for
@@ -229,6 +244,11 @@ def add_FeedbackServiceServicer_to_server(servicer, server):
                     servicer.ExportFeedback,
                     request_deserializer=feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackRequest.FromString,
                     response_serializer=feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackResponse.SerializeToString,
+            ),
+            'MintFeedbackToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.MintFeedbackToken,
+                    request_deserializer=feedback_dot_v1_dot_feedback__service__pb2.MintFeedbackTokenRequest.FromString,
+                    response_serializer=feedback_dot_v1_dot_feedback__service__pb2.MintFeedbackTokenResponse.SerializeToString,
             ),
             'CompareVersions': grpc.unary_unary_rpc_method_handler(
                     servicer.CompareVersions,
@@ -461,6 +481,33 @@ class FeedbackService:
             '/feedback.v1.FeedbackService/ExportFeedback',
             feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackRequest.SerializeToString,
             feedback_dot_v1_dot_feedback__service__pb2.ExportFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MintFeedbackToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedback.v1.FeedbackService/MintFeedbackToken',
+            feedback_dot_v1_dot_feedback__service__pb2.MintFeedbackTokenRequest.SerializeToString,
+            feedback_dot_v1_dot_feedback__service__pb2.MintFeedbackTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -85,6 +85,12 @@ class FeedbackServiceStub:
     and no repeat, even while new feedback arrives. With follow, the stream
     stays open and tails new feedback.
     """
+    MintFeedbackToken: _grpc.UnaryUnaryMultiCallable[_feedback_service_pb2.MintFeedbackTokenRequest, _feedback_service_pb2.MintFeedbackTokenResponse]
+    """Mints a short-lived end-user feedback token bound to one AI call, so a
+    browser can send feedback on it without holding a secret (needs the
+    ingest scope and FEEDBACK_TOKEN_SECRETS on the server). Tokens can also be
+    minted offline with the shared secret (feedback_client.tokens).
+    """
     CompareVersions: _grpc.UnaryUnaryMultiCallable[_feedback_service_pb2.CompareVersionsRequest, _feedback_service_pb2.CompareVersionsResponse]
     """Compares two versions of a model key by key: both groups' statistics,
     their difference and a significance test (two-proportion z-test for
@@ -146,6 +152,12 @@ class FeedbackServiceAsyncStub(FeedbackServiceStub):
     Resuming from any cursor yields exactly the feedback after it, with no gap
     and no repeat, even while new feedback arrives. With follow, the stream
     stays open and tails new feedback.
+    """
+    MintFeedbackToken: _aio.UnaryUnaryMultiCallable[_feedback_service_pb2.MintFeedbackTokenRequest, _feedback_service_pb2.MintFeedbackTokenResponse]  # type: ignore[assignment]
+    """Mints a short-lived end-user feedback token bound to one AI call, so a
+    browser can send feedback on it without holding a secret (needs the
+    ingest scope and FEEDBACK_TOKEN_SECRETS on the server). Tokens can also be
+    minted offline with the shared secret (feedback_client.tokens).
     """
     CompareVersions: _aio.UnaryUnaryMultiCallable[_feedback_service_pb2.CompareVersionsRequest, _feedback_service_pb2.CompareVersionsResponse]  # type: ignore[assignment]
     """Compares two versions of a model key by key: both groups' statistics,
@@ -253,6 +265,18 @@ class FeedbackServiceServicer(metaclass=_abc_1.ABCMeta):
         Resuming from any cursor yields exactly the feedback after it, with no gap
         and no repeat, even while new feedback arrives. With follow, the stream
         stays open and tails new feedback.
+        """
+
+    @_abc_1.abstractmethod
+    def MintFeedbackToken(
+        self,
+        request: _feedback_service_pb2.MintFeedbackTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feedback_service_pb2.MintFeedbackTokenResponse, _abc.Awaitable[_feedback_service_pb2.MintFeedbackTokenResponse]]:
+        """Mints a short-lived end-user feedback token bound to one AI call, so a
+        browser can send feedback on it without holding a secret (needs the
+        ingest scope and FEEDBACK_TOKEN_SECRETS on the server). Tokens can also be
+        minted offline with the shared secret (feedback_client.tokens).
         """
 
     @_abc_1.abstractmethod
