@@ -105,6 +105,8 @@ class Settings:
     admin_key_file: Path | None = None
     token_secrets: tuple[str, ...] = ()
     insecure_no_auth: bool = False
+    rate_limit_per_s: float = 10_000.0
+    rate_limit_burst: float = 20_000.0
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -207,6 +209,18 @@ OPTIONS: tuple[Option, ...] = (
         _boolean,
         "turn authentication off: every caller may do everything (local experiments only)",
         is_switch=True,
+    ),
+    Option(
+        "rate_limit_per_s",
+        "FEEDBACK_RATE_LIMIT_PER_S",
+        _non_negative_float,
+        "per-credential rate limit in units a second (a call, or an item of a batch); 0 turns it off",
+    ),
+    Option(
+        "rate_limit_burst",
+        "FEEDBACK_RATE_LIMIT_BURST",
+        _non_negative_float,
+        "units a credential may spend at once before the rate limit applies",
     ),
     Option(
         "log_format", "FEEDBACK_LOG_FORMAT", _choice("auto", "json", "console"), "auto = console on a TTY, else JSON"

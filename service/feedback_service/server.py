@@ -21,6 +21,7 @@ from feedback_service.domain.evaluation import EvaluationOperations
 from feedback_service.domain.feedback_tokens import TokenAuthority
 from feedback_service.domain.key_admin import ApiKeyOperations
 from feedback_service.domain.operations import FeedbackOperations
+from feedback_service.domain.rate_limit import RateLimiter
 from feedback_service.local_admin_key import ensure_local_admin_key
 from feedback_service.store.api_key_store import ClickHouseApiKeyStore
 from feedback_service.store.engine import ClickHouseEngine
@@ -66,7 +67,12 @@ class FeedbackServer:
         )
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
-            interceptors=[ErrorAndLoggingInterceptor(self.authenticator)],
+            interceptors=[
+                ErrorAndLoggingInterceptor(
+                    self.authenticator,
+                    RateLimiter(rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst),
+                )
+            ],
             options=[
                 # Without this, Linux lets a second server bind the same port and split the traffic.
                 ("grpc.so_reuseport", 0),

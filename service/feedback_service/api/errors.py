@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from feedback_service.domain.errors import (
@@ -14,6 +16,7 @@ from feedback_service.domain.errors import (
     NotFoundError,
     PermissionDeniedError,
     QueueFullError,
+    RateLimitedError,
     StoreInUseError,
     StoreUnavailableError,
     UnauthenticatedError,
@@ -31,6 +34,7 @@ _CODES: dict[type[FeedbackServiceError], grpc.StatusCode] = {
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -41,7 +45,7 @@ def grpc_code(error: FeedbackServiceError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def _packed(detail: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+def _packed(detail: Any) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(detail)
     return packed
@@ -57,6 +61,10 @@ def status_proto(error: FeedbackServiceError) -> status_pb2.Status:
             for v in error.violations
         ]
         details.append(_packed(error_details_pb2.BadRequest(field_violations=violations)))
+    if isinstance(error, RateLimitedError):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, round(error.retry_after_s * 1e9)))
+        details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(code=code.value[0], message=error.message, details=details)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -14,8 +15,9 @@ from grpc_status import rpc_status
 from feedback_service.api.auth import authorize, bearer_of, set_principal
 from feedback_service.api.errors import INTERNAL_STATUS, grpc_code, status_proto
 from feedback_service.domain.api_keys import Authenticator
-from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL
+from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL, Principal
 from feedback_service.domain.errors import FeedbackServiceError, FieldViolation, InvalidArgumentError
+from feedback_service.domain.rate_limit import RateLimiter
 
 _log = structlog.get_logger("feedback_service.rpc")
 
@@ -49,15 +51,35 @@ def _check_decoded(request: Any) -> None:
         raise InvalidArgumentError([FieldViolation("request", f"is not a valid message: {request.reason}")])
 
 
+@dataclass(frozen=True, slots=True)
+class _Guard:
+    authenticator: Authenticator | None  # None: --insecure-no-auth
+    limiter: RateLimiter
+
+
+def _rate_key(principal: Principal) -> str:
+    # Token holders are end users: each gets a budget of their own, not one shared by the token secret.
+    token = principal.token
+    return principal.key_id if token is None else f"token:{token.project}:{token.user}"
+
+
+def _cost(method: str, request: Any) -> int:
+    """Batches spend one unit per item, so a limit bounds events, not calls."""
+    if method.endswith("/BatchCreateFeedback"):
+        return max(1, len(request.feedback))
+    return 1
+
+
 class _Call:
     """Times one RPC, authenticates it, and turns its exception, if any, into the status the client gets."""
 
-    def __init__(self, method: str, authenticator: Authenticator | None) -> None:
+    def __init__(self, method: str, guard: _Guard) -> None:
         self.method = method
         self.started = time.perf_counter()
         self.code = grpc.StatusCode.OK
         self.key_id = ""
-        self._authenticator = authenticator
+        self._authenticator = guard.authenticator
+        self._limiter = guard.limiter
 
     async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
         """Refuse undecodable requests, then authenticate and authorize the caller."""
@@ -69,6 +91,7 @@ class _Call:
         self.key_id = principal.key_id
         authorize(principal, self.method)
         set_principal(principal)
+        self._limiter.charge(_rate_key(principal), _cost(self.method, request))
 
     async def fail(self, context: grpc.aio.ServicerContext, error: BaseException) -> None:
         if isinstance(error, FeedbackServiceError):
@@ -86,9 +109,9 @@ class _Call:
         _log.info("rpc", method=self.method, code=self.code.name, duration_ms=duration_ms, key_id=self.key_id)
 
 
-def _wrap_unary(method: str, behavior: UnaryBehavior, authenticator: Authenticator | None) -> UnaryBehavior:
+def _wrap_unary(method: str, behavior: UnaryBehavior, guard: _Guard) -> UnaryBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, authenticator)
+        call = _Call(method, guard)
         try:
             await call.admit(request, context)
             return await behavior(request, context)
@@ -104,9 +127,9 @@ def _wrap_unary(method: str, behavior: UnaryBehavior, authenticator: Authenticat
     return wrapped
 
 
-def _wrap_stream(method: str, behavior: StreamBehavior, authenticator: Authenticator | None) -> StreamBehavior:
+def _wrap_stream(method: str, behavior: StreamBehavior, guard: _Guard) -> StreamBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, authenticator)
+        call = _Call(method, guard)
         try:
             await call.admit(request, context)
             async for response in behavior(request, context):
@@ -127,8 +150,8 @@ class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
     """Authenticates every call (unless ``authenticator`` is None: auth off), lets servicers raise domain
     errors, and ends every RPC in exactly one log line."""
 
-    def __init__(self, authenticator: Authenticator | None) -> None:
-        self._authenticator = authenticator
+    def __init__(self, authenticator: Authenticator | None, limiter: RateLimiter) -> None:
+        self._guard = _Guard(authenticator, limiter)
 
     async def intercept_service(
         self,
@@ -141,13 +164,13 @@ class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
             return handler  # health and reflection keep their own behaviour
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, handler.unary_unary, self._authenticator),
+                _wrap_unary(method, handler.unary_unary, self._guard),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(method, handler.unary_stream, self._authenticator),
+                _wrap_stream(method, handler.unary_stream, self._guard),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )

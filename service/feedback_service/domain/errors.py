@@ -84,3 +84,13 @@ class FailedPreconditionError(FeedbackServiceError):
     """The server is not set up for this call (e.g. no token secrets configured)."""
 
     reason = "FAILED_PRECONDITION"
+
+
+class RateLimitedError(FeedbackServiceError):
+    """A credential spent its rate limit; ``retry_after_s`` says when enough budget is back."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
