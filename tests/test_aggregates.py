@@ -181,7 +181,7 @@ async def test_grouping_and_filters_select_the_right_feedback(stub: FeedbackServ
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     assert [(g.key.bucket_start.ToDatetime(tzinfo=UTC), g.stats.count) for g in per_day] == [(today, 90)]
     start = Timestamp()
-    start.FromDatetime(today + timedelta(days=1))
+    start.FromDatetime(datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2))
     future = await snapshot(
         stub, pb.StreamAggregatesRequest(filter=agg.AggregateFilter(project=project, start_time=start))
     )
@@ -205,6 +205,8 @@ def _minute(offset: int, second: int = 0) -> Timestamp:
         ({"filter": {"start_time": _minute(6), "end_time": _minute(5)}}, "filter.end_time", "empty or inverted"),
         ({"filter": {"start_time": _minute(5, 30)}}, "filter.start_time", "whole minute"),
         ({"filter": {"sources": [8]}}, "filter.sources", "unknown source"),
+        ({"filter": {"start_time": Timestamp(seconds=0)}}, "filter.start_time", "before 2000"),
+        ({"filter": {"end_time": Timestamp(seconds=4_000_000_000)}}, "filter.end_time", "in the future"),
         ({"filter": {"project": ""}}, "filter.project", "is required"),
     ],
 )

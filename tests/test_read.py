@@ -76,12 +76,12 @@ async def test_list_time_range_is_start_inclusive_end_exclusive(stub: FeedbackSe
     assert await ids(second.create_time, None) == [second.feedback_id]
     assert await ids(None, first.create_time) == []
     later = Timestamp()
-    later.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    later.FromDatetime(datetime.now(UTC) + timedelta(minutes=30))
     assert await ids(later, None) == []
 
 
 async def test_list_with_end_before_start_is_refused(stub: FeedbackServiceStub, project: str) -> None:
-    start, end = Timestamp(seconds=2_000_000_000), Timestamp(seconds=1_000_000_000)
+    start, end = Timestamp(seconds=1_700_000_000), Timestamp(seconds=1_600_000_000)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ListFeedback(pb.ListFeedbackRequest(project=project, start_time=start, end_time=end))
     assert "end_time" in field_violations(caught.value)
@@ -146,3 +146,21 @@ async def test_negative_page_size_is_refused(stub: FeedbackServiceStub, project:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ListFeedback(pb.ListFeedbackRequest(project=project, page_size=-1))
     assert "page_size" in field_violations(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "moment", "words"),
+    [
+        ("start_time", datetime(1999, 12, 31, tzinfo=UTC), "before 2000"),
+        ("end_time", datetime.now(UTC) + timedelta(hours=2), "1 hour in the future"),
+    ],
+)
+async def test_list_timestamps_must_lie_between_2000_and_an_hour_from_now(
+    stub: FeedbackServiceStub, project: str, field: str, moment: datetime, words: str
+) -> None:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListFeedback(pb.ListFeedbackRequest(project=project, **{field: stamp}))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in field_violations(caught.value)[field]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -10,6 +10,7 @@ from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
 from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
 from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
 from feedback_service.domain.model import Feedback, FeedbackInput, Source, ValueKind
+from feedback_service.domain.validation import ViolationCollector
 
 _VALUE_KINDS = {None: ValueKind.NONE, "thumb": ValueKind.THUMB, "score": ValueKind.SCORE, "label": ValueKind.LABEL}
 
@@ -73,11 +74,31 @@ def feedback_message(feedback: Feedback) -> feedback_pb2.Feedback:
     return message
 
 
-def _time(stamp: Timestamp, name: str) -> datetime:
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(hours=1)
+
+
+def checked_time(stamp: Timestamp, name: str, found: ViolationCollector) -> datetime | None:
+    """A request timestamp, if valid and between 2000 and one hour from now; else a violation."""
     try:
-        return stamp.ToDatetime(tzinfo=UTC)
+        moment = stamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as error:
-        raise InvalidArgumentError([FieldViolation(name, f"is not a valid timestamp: {error}")]) from error
+        found.add(name, f"is not a valid timestamp: {error}")
+        return None
+    if moment < EARLIEST_TIME:
+        found.add(name, "must not be before 2000-01-01")
+        return None
+    if moment > datetime.now(UTC) + FUTURE_SLACK:
+        found.add(name, "must not be more than 1 hour in the future")
+        return None
+    return moment
+
+
+def _time(stamp: Timestamp, name: str) -> datetime | None:
+    found = ViolationCollector()
+    moment = checked_time(stamp, name, found)
+    found.raise_if_any()
+    return moment
 
 
 def feedback_filter(request: feedback_service_pb2.ListFeedbackRequest) -> FeedbackFilter:
