@@ -160,7 +160,9 @@ async def test_list_timestamps_must_lie_between_2000_and_an_hour_from_now(
 ) -> None:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
+    request = pb.ListFeedbackRequest(project=project)
+    getattr(request, field).CopyFrom(stamp)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ListFeedback(pb.ListFeedbackRequest(project=project, **{field: stamp}))
+        await stub.ListFeedback(request)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in field_violations(caught.value)[field]
