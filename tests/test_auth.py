@@ -237,3 +237,31 @@ async def test_with_auth_off_calls_need_no_key(open_server: FeedbackServer) -> N
         await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project)))
         listed = await stub.ListFeedback(pb.ListFeedbackRequest(project=project))
         assert len(listed.feedback) == 1
+
+
+async def test_the_key_that_created_updated_and_deleted_feedback_is_recorded(
+    server: FeedbackServer, project: str
+) -> None:
+    writer = await create_key(server, project, "ingest")
+    reviewer = await create_key(server, project, "annotate", "read")
+    async with authorized_channel(f"127.0.0.1:{server.port}", writer) as channel:
+        stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+        created = (await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project)))).feedback
+    assert created.created_by == created.updated_by == writer.split("_")[1]
+    async with authorized_channel(f"127.0.0.1:{server.port}", reviewer) as channel:
+        stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
+        change = feedback_pb2.Feedback(feedback_id=created.feedback_id, comment="checked")
+        updated = (await stub.UpdateFeedback(pb.UpdateFeedbackRequest(feedback=change))).feedback
+        assert (updated.created_by, updated.updated_by) == (writer.split("_")[1], reviewer.split("_")[1])
+        fetched = (await stub.GetFeedback(pb.GetFeedbackRequest(feedback_id=created.feedback_id))).feedback
+        assert fetched.updated_by == reviewer.split("_")[1]
+        await stub.DeleteFeedback(pb.DeleteFeedbackRequest(feedback_id=created.feedback_id))
+    tombstone = await server.engine.run(
+        lambda client: (
+            client.query(
+                "SELECT updated_by FROM feedback WHERE project = {p:String} AND is_deleted = 1",
+                parameters={"p": project},
+            ).result_rows
+        )
+    )
+    assert tombstone == [(reviewer.split("_")[1],)]

@@ -57,6 +57,7 @@ async def test_create_returns_the_stored_record_with_server_fields(stub: Feedbac
     expected.create_time.CopyFrom(stored.create_time)
     expected.update_time.CopyFrom(stored.update_time)
     expected.revision = 1
+    expected.created_by = expected.updated_by = "bootstrap-admin"  # audit: the test channel's key
     assert stored == expected
     fetched = await stub.GetFeedback(pb.GetFeedbackRequest(project=project, feedback_id=stored.feedback_id))
     assert fetched.feedback == stored

@@ -63,6 +63,8 @@ def feedback_message(feedback: Feedback) -> feedback_pb2.Feedback:
         create_time=timestamp_of(feedback.create_time),
         update_time=timestamp_of(feedback.update_time),
         revision=feedback.revision,
+        created_by=feedback.created_by,
+        updated_by=feedback.updated_by,
     )
     value = feedback.value
     if value.kind is ValueKind.THUMB:

@@ -69,14 +69,18 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
 
     async def CreateFeedback(self, request: pb.CreateFeedbackRequest, context: Context) -> pb.CreateFeedbackResponse:
         draft = feedback_input(request.feedback)
-        token = current_principal().token
-        stored = await self._operations.create(_own(draft) if token is None else bind_to_token(draft, token))
+        principal = current_principal()
+        token = principal.token
+        owned = _own(draft) if token is None else bind_to_token(draft, token)
+        stored = await self._operations.create(owned, actor=principal.key_id)
         return pb.CreateFeedbackResponse(feedback=feedback_message(stored))
 
     async def BatchCreateFeedback(
         self, request: pb.BatchCreateFeedbackRequest, context: Context
     ) -> pb.BatchCreateFeedbackResponse:
-        outcomes = await self._operations.batch_create([_own(feedback_input(item)) for item in request.feedback])
+        outcomes = await self._operations.batch_create(
+            [_own(feedback_input(item)) for item in request.feedback], actor=current_principal().key_id
+        )
         results = [
             pb.BatchCreateFeedbackResult(error=status_proto(outcome))
             if isinstance(outcome, FeedbackServiceError)
@@ -98,11 +102,13 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         return pb.ListFeedbackResponse(feedback=[feedback_message(f) for f in page], next_page_token=next_token)
 
     async def UpdateFeedback(self, request: pb.UpdateFeedbackRequest, context: Context) -> pb.UpdateFeedbackResponse:
-        updated = await self._operations.update(_own(feedback_input(request.feedback)), list(request.update_mask.paths))
+        updated = await self._operations.update(
+            _own(feedback_input(request.feedback)), list(request.update_mask.paths), actor=current_principal().key_id
+        )
         return pb.UpdateFeedbackResponse(feedback=feedback_message(updated))
 
     async def DeleteFeedback(self, request: pb.DeleteFeedbackRequest, context: Context) -> pb.DeleteFeedbackResponse:
-        await self._operations.delete(_project(request.project), request.feedback_id)
+        await self._operations.delete(_project(request.project), request.feedback_id, actor=current_principal().key_id)
         return pb.DeleteFeedbackResponse()
 
     async def StreamAggregates(

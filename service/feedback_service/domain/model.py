@@ -103,3 +103,5 @@ class Feedback:
     create_time: datetime | None = None
     update_time: datetime | None = None
     revision: int = 0
+    created_by: str = ""  # audit: key id of the credential that created it
+    updated_by: str = ""  # audit: key id of the credential that wrote this revision

@@ -51,12 +51,15 @@ class FeedbackOperations:
         self._clock = clock
         self._last_time = datetime.min.replace(tzinfo=UTC)
 
-    async def create(self, draft: FeedbackInput) -> Feedback:
-        new = self._prepare(draft)
+    async def create(self, draft: FeedbackInput, *, actor: str = "") -> Feedback:
+        """``actor`` is the key id of the caller's credential, kept for audit."""
+        new = self._prepare(draft, actor)
         (outcome,) = await self._store.create([new])
         return _resolve(outcome)
 
-    async def batch_create(self, drafts: Sequence[FeedbackInput]) -> list[Feedback | FeedbackServiceError]:
+    async def batch_create(
+        self, drafts: Sequence[FeedbackInput], *, actor: str = ""
+    ) -> list[Feedback | FeedbackServiceError]:
         """One result per item: the stored feedback or the item's own error."""
         if not drafts:
             raise InvalidArgumentError([FieldViolation("feedback", "must hold at least one item")])
@@ -68,7 +71,7 @@ class FeedbackOperations:
         valid: list[tuple[int, NewFeedback]] = []
         for position, draft in enumerate(drafts):
             try:
-                valid.append((position, self._prepare(draft)))
+                valid.append((position, self._prepare(draft, actor)))
             except InvalidArgumentError as error:
                 results.append(error)
             else:
@@ -109,20 +112,22 @@ class FeedbackOperations:
         cursor = PageCursor(create_time_us=micros_since_epoch(last.create_time), feedback_id=last.feedback_id)
         return page, encode_page_token(cursor, list_filter)
 
-    async def update(self, draft: FeedbackInput, mask: Sequence[str]) -> Feedback:
+    async def update(self, draft: FeedbackInput, mask: Sequence[str], *, actor: str = "") -> Feedback:
         _check_identity(draft.project, draft.feedback_id, prefix="feedback")
         now = self._now()
+
+        def change(current: Feedback) -> Feedback:
+            return dataclasses.replace(apply_update(current, draft, mask, now), updated_by=actor)
+
         # The store applies the change to the revision current at write time, never to a stale read.
-        return await self._store.update(
-            draft.project, draft.feedback_id, lambda current: apply_update(current, draft, mask, now)
-        )
+        return await self._store.update(draft.project, draft.feedback_id, change)
 
-    async def delete(self, project: str, feedback_id: str) -> None:
+    async def delete(self, project: str, feedback_id: str, *, actor: str = "") -> None:
         _check_identity(project, feedback_id)
-        await self._store.delete(project, feedback_id, self._now())
+        await self._store.delete(project, feedback_id, self._now(), actor=actor)
 
-    def _prepare(self, draft: FeedbackInput) -> NewFeedback:
-        feedback = validate_new_feedback(draft, now=self._now())
+    def _prepare(self, draft: FeedbackInput, actor: str) -> NewFeedback:
+        feedback = validate_new_feedback(draft, now=self._now(), actor=actor)
         if not draft.feedback_id:
             # A fresh server UUID has no earlier create to compare with, so no retry to recognise.
             return NewFeedback(feedback=feedback, fingerprint="", check_existing=False)

@@ -65,8 +65,8 @@ class FeedbackStore(Protocol):
         """Store ``change(current)`` as the next revision; NotFoundError when absent or deleted."""
         ...
 
-    async def delete(self, project: str, feedback_id: str, now: datetime) -> None:
-        """Write a deletion tombstone; NotFoundError when absent or already deleted."""
+    async def delete(self, project: str, feedback_id: str, now: datetime, *, actor: str = "") -> None:
+        """Write a deletion tombstone (recording ``actor``); NotFoundError when absent or already deleted."""
         ...
 
     async def aggregate(self, query: AggregateQuery) -> list[GroupCounts]:

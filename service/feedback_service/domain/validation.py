@@ -150,7 +150,9 @@ def check_content(value: FeedbackValue, comment: str, correction: str, found: Vi
         found.add("value", "at least one of thumb, score, label, comment or correction must be set")
 
 
-def validate_new_feedback(draft: FeedbackInput, *, now: datetime, prefix: str = "feedback") -> Feedback:
+def validate_new_feedback(
+    draft: FeedbackInput, *, now: datetime, actor: str = "", prefix: str = "feedback"
+) -> Feedback:
     """Check a feedback to be created and return it normalised as revision 1 created ``now``;
     raise InvalidArgumentError otherwise. An empty feedback_id is replaced by a fresh UUID.
     """
@@ -188,4 +190,6 @@ def validate_new_feedback(draft: FeedbackInput, *, now: datetime, prefix: str = 
         create_time=now,
         update_time=now,
         revision=1,
+        created_by=actor,
+        updated_by=actor,
     )

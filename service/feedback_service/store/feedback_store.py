@@ -91,6 +91,7 @@ class _Delete:
     project: str
     feedback_id: str
     now: datetime
+    actor: str = ""
 
 
 _Command = _Create | _Update | _Delete
@@ -144,8 +145,8 @@ class ClickHouseFeedbackStore:
         assert isinstance(outcome, Feedback)
         return outcome
 
-    async def delete(self, project: str, feedback_id: str, now: datetime) -> None:
-        (outcome,) = await self.batcher.submit([_Delete(project, feedback_id, now)])
+    async def delete(self, project: str, feedback_id: str, now: datetime, *, actor: str = "") -> None:
+        (outcome,) = await self.batcher.submit([_Delete(project, feedback_id, now, actor)])
         if isinstance(outcome, FeedbackServiceError):
             raise outcome
 
@@ -253,7 +254,7 @@ class _Batch:
             return self._create(command.new)
         if isinstance(command, _Update):
             return self._update(command)
-        return self._delete(command.project, command.feedback_id, command.now)
+        return self._delete(command.project, command.feedback_id, command.now, command.actor)
 
     def _current(self, project: str, feedback_id: str) -> _State:
         state = self.states.get((project, feedback_id))
@@ -274,7 +275,7 @@ class _Batch:
             replaced = self.votes.get(_vote_key(feedback))
             if replaced is not None:
                 assert feedback.create_time is not None
-                self._delete(feedback.project, replaced, feedback.create_time)
+                self._delete(feedback.project, replaced, feedback.create_time, feedback.created_by)
             self.votes[_vote_key(feedback)] = feedback.feedback_id
         self.rows.append(to_row(feedback, fingerprint=new.fingerprint))
         self.states[key] = _State(feedback, new.fingerprint, deleted=False)
@@ -292,12 +293,14 @@ class _Batch:
         self.projects.add(command.project)
         return updated
 
-    def _delete(self, project: str, feedback_id: str, now: datetime) -> NotFoundError | None:
+    def _delete(self, project: str, feedback_id: str, now: datetime, actor: str) -> NotFoundError | None:
         try:
             current = self._current(project, feedback_id)
         except NotFoundError as error:
             return error
-        tombstone = dataclasses.replace(current.feedback, update_time=now, revision=current.feedback.revision + 1)
+        tombstone = dataclasses.replace(
+            current.feedback, update_time=now, revision=current.feedback.revision + 1, updated_by=actor
+        )
         self.rows.append(to_row(tombstone, fingerprint=current.fingerprint, deleted=True, prev=current.feedback))
         self.states[(project, feedback_id)] = _State(tombstone, current.fingerprint, deleted=True)
         vote_key = _vote_key(current.feedback)

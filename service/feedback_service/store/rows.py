@@ -42,11 +42,14 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("prev_label", "String"),
     ("prev_has_comment", "UInt8"),
     ("prev_has_correction", "UInt8"),
+    # Audit (migration 0004).
+    ("created_by", "String"),
+    ("updated_by", "String"),
 )
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 COLUMN_TYPES = [kind for _, kind in COLUMNS]
 # What reads select: the record plus the flags the store itself needs (not the prev_* columns).
-SELECT_LIST = ", ".join(COLUMN_NAMES[: COLUMN_NAMES.index("create_fingerprint") + 1])
+SELECT_LIST = ", ".join([*COLUMN_NAMES[: COLUMN_NAMES.index("create_fingerprint") + 1], "created_by", "updated_by"])
 _NO_PREV = [0, "none", "unspecified", 0.0, "", 0, 0]
 
 _VALUE_KIND_NAMES = {
@@ -117,6 +120,8 @@ def to_row(feedback: Feedback, *, fingerprint: str, deleted: bool = False, prev:
         1 if deleted else 0,
         fingerprint,
         *_prev_columns(prev),
+        feedback.created_by,
+        feedback.updated_by,
     ]
 
 
@@ -165,6 +170,8 @@ class StoredRow:
             revision,
             is_deleted,
             fingerprint,
+            created_by,
+            updated_by,
         ) = row
         self.feedback = Feedback(
             project=project,
@@ -184,6 +191,8 @@ class StoredRow:
             create_time=_utc(create_time),
             update_time=_utc(update_time),
             revision=int(revision),
+            created_by=created_by,
+            updated_by=updated_by,
         )
         self.deleted = bool(is_deleted)
         self.fingerprint: str = fingerprint

@@ -125,6 +125,8 @@ class Feedback(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
     feedback_id: _builtins.str
     """Identifier and idempotency key of this feedback, unique within its
     project. Optional on create: the server generates a UUID when it is
@@ -197,6 +199,16 @@ class Feedback(_message.Message):
     """Output only. 1 when created, incremented by each update. Ignored on
     input.
     """
+    created_by: _builtins.str
+    """Output only. Audit: id of the API key that created this feedback
+    ("bootstrap-admin" for the bootstrap admin key, "token:<secret id>" for an
+    end-user feedback token, empty with authentication off).
+    """
+    updated_by: _builtins.str
+    """Output only. Audit: id of the API key that wrote the current revision
+    (equal to created_by until the first update). Deletions are recorded the
+    same way in the stored tombstone.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form string pairs, e.g. {"app_version": "3.2.1"}. At most 64
@@ -237,10 +249,12 @@ class Feedback(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         revision: _builtins.int = ...,
+        created_by: _builtins.str = ...,
+        updated_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "label", b"label", "score", b"score", "thumb", b"thumb", "update_time", b"update_time", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "comment", b"comment", "correction", b"correction", "create_time", b"create_time", "feedback_id", b"feedback_id", "key", b"key", "label", b"label", "metadata", b"metadata", "model", b"model", "model_version", b"model_version", "project", b"project", "revision", b"revision", "score", b"score", "session_id", b"session_id", "source", b"source", "span_id", b"span_id", "thumb", b"thumb", "trace_id", b"trace_id", "update_time", b"update_time", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "comment", b"comment", "correction", b"correction", "create_time", b"create_time", "created_by", b"created_by", "feedback_id", b"feedback_id", "key", b"key", "label", b"label", "metadata", b"metadata", "model", b"model", "model_version", b"model_version", "project", b"project", "revision", b"revision", "score", b"score", "session_id", b"session_id", "source", b"source", "span_id", b"span_id", "thumb", b"thumb", "trace_id", b"trace_id", "update_time", b"update_time", "updated_by", b"updated_by", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_value: _TypeAlias = _typing.Literal["thumb", "score", "label"]  # noqa: Y015
     _WhichOneofArgType_value: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
