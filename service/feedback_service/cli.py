@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(serve(settings))
         else:
             asyncio.run(_migrate(settings))
-    except (FeedbackServiceError, MigrationError, OSError) as error:
+    except (FeedbackServiceError, MigrationError, ConfigError, OSError) as error:
         log.error("failed", command=arguments.command, error=str(error))
         print(f"feedback {arguments.command}: {error}", file=sys.stderr)
         return EXIT_FAILURE

@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from feedback_service.store.engine import EngineConfig
 from feedback_service.store.feedback_store import BatchingConfig
 
@@ -105,6 +107,9 @@ class Settings:
     admin_key_file: Path | None = None
     token_secrets: tuple[str, ...] = ()
     insecure_no_auth: bool = False
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
     rate_limit_per_s: float = 10_000.0
     rate_limit_burst: float = 20_000.0
     log_format: str = "auto"
@@ -122,6 +127,24 @@ class Settings:
     def settle_s(self) -> float:
         """The embedded engine has one process, whose in-flight creates the store tracks exactly."""
         return self.replica_settle_s if self.clickhouse_url else 0.0
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """TLS credentials when a certificate is configured; None for plain text."""
+        if self.tls_cert_file is None and self.tls_key_file is None:
+            if self.tls_client_ca_file is not None:
+                raise ConfigError("FEEDBACK_TLS_CLIENT_CA_FILE: mutual TLS needs FEEDBACK_TLS_CERT_FILE and _KEY_FILE")
+            return None
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            raise ConfigError("FEEDBACK_TLS_CERT_FILE and FEEDBACK_TLS_KEY_FILE: set both or neither")
+        try:
+            chain = self.tls_cert_file.read_bytes()
+            key = self.tls_key_file.read_bytes()
+            client_ca = self.tls_client_ca_file.read_bytes() if self.tls_client_ca_file else None
+        except OSError as error:
+            raise ConfigError(f"TLS files: {error}") from error
+        return grpc.ssl_server_credentials(
+            [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+        )
 
     def configured_admin_key(self) -> str | None:
         """FEEDBACK_ADMIN_KEY, else the contents of FEEDBACK_ADMIN_KEY_FILE, else None."""
@@ -209,6 +232,14 @@ OPTIONS: tuple[Option, ...] = (
         _boolean,
         "turn authentication off: every caller may do everything (local experiments only)",
         is_switch=True,
+    ),
+    Option("tls_cert_file", "FEEDBACK_TLS_CERT_FILE", Path, "PEM certificate chain: serve TLS (with the key file)"),
+    Option("tls_key_file", "FEEDBACK_TLS_KEY_FILE", Path, "PEM private key of the TLS certificate"),
+    Option(
+        "tls_client_ca_file",
+        "FEEDBACK_TLS_CLIENT_CA_FILE",
+        Path,
+        "PEM CA bundle: require client certificates signed by it (mutual TLS)",
     ),
     Option(
         "rate_limit_per_s",

@@ -97,8 +97,12 @@ class FeedbackServer:
         if self.authenticator is not None:
             services.append(KEY_SERVICE_NAME)
         reflection.enable_server_reflection(services, self._server)
+        credentials = self.settings.server_credentials()
         try:
-            self.port = self._server.add_insecure_port(self.settings.listen)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(self.settings.listen)
+            else:
+                self.port = self._server.add_secure_port(self.settings.listen, credentials)
         except RuntimeError as error:
             raise OSError(f"cannot listen on {self.settings.listen}: {error}") from error
         await self._server.start()
