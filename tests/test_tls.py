@@ -31,9 +31,15 @@ async def _list(target: str, credentials: grpc.ChannelCredentials | None) -> grp
     return grpc.StatusCode.OK
 
 
-async def _serve(engine_dir: Path, **tls: Path) -> FeedbackServer:
+async def _serve(engine_dir: Path, *, server_pem: Pem, client_ca: Path | None = None) -> FeedbackServer:
     settings = Settings(
-        listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database="tls_tests", admin_key=ADMIN_KEY, **tls
+        listen="127.0.0.1:0",
+        data_dir=engine_dir,
+        clickhouse_database="tls_tests",
+        admin_key=ADMIN_KEY,
+        tls_cert_file=server_pem.certificate,
+        tls_key_file=server_pem.key,
+        tls_client_ca_file=client_ca,
     )
     server = FeedbackServer(settings)
     await server.start()
@@ -48,7 +54,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pem, Pem, Pem]:
 @pytest.fixture
 async def tls_server(engine_dir: Path, pki: tuple[Pem, Pem, Pem]) -> AsyncIterator[FeedbackServer]:
     _, server_pem, _ = pki
-    server = await _serve(engine_dir, tls_cert_file=server_pem.certificate, tls_key_file=server_pem.key)
+    server = await _serve(engine_dir, server_pem=server_pem)
     yield server
     await server.stop(grace_s=1)
 
@@ -56,12 +62,7 @@ async def tls_server(engine_dir: Path, pki: tuple[Pem, Pem, Pem]) -> AsyncIterat
 @pytest.fixture
 async def mtls_server(engine_dir: Path, pki: tuple[Pem, Pem, Pem]) -> AsyncIterator[FeedbackServer]:
     ca, server_pem, _ = pki
-    server = await _serve(
-        engine_dir,
-        tls_cert_file=server_pem.certificate,
-        tls_key_file=server_pem.key,
-        tls_client_ca_file=ca.certificate,
-    )
+    server = await _serve(engine_dir, server_pem=server_pem, client_ca=ca.certificate)
     yield server
     await server.stop(grace_s=1)
 
