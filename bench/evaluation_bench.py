@@ -13,10 +13,12 @@ smaller ones):
    engine (chdb) and generates the missing rows server-side with ``INSERT INTO feedback (...)
    SELECT ... FROM numbers(...)``: revision-1 creates only, as the service writes them (full
    column list of ``feedback_service.store.rows``, ``prev_exists = 0``), so the materialized view
-   fills ``feedback_aggregates`` exactly as for real creates. No ``OPTIMIZE``: parts are measured
-   as the load and the background merges left them.
+   fills ``feedback_aggregates`` exactly as for real creates. No ``OPTIMIZE``: the child waits
+   until the engine's own background merges go quiet (``--merge-wait-s``), and the tables are
+   measured as the load and those merges left them (rows and parts are printed).
 2. ``python -m feedback_service serve`` starts on that dir as a subprocess (tests/support's
-   ServerProcess) and everything is measured over a real gRPC channel from this process:
+   ServerProcess), is given up to ``--settle-s`` to go idle, and everything is measured over a
+   real gRPC channel from this process:
    - snapshot: a non-follow StreamAggregates (filter project + model + one version, group by
      model_version + key); median of ``--snapshot-calls`` after warm-up calls;
    - freshness: a follow StreamAggregates is open; each sample is one CreateFeedback, timed from
@@ -256,6 +258,13 @@ def server_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all processes of the machine have used (Linux /proc/stat: all but idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 async def cpu_share(pid: int, seconds: float) -> float:
     """Cores the process used on average over the next ``seconds``."""
     before = server_cpu_s(pid)
@@ -492,6 +501,7 @@ class SizeResult:
     snapshot: SnapshotResult
     freshness: FreshnessResult | None
     exports: list[ExportResult]
+    other_load: float  # cores used by processes other than the server and this one while measuring
 
 
 @dataclass
@@ -522,14 +532,14 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
     load_s = float(after_load["load_s"])
     log(
         f"loaded in {load_s:.1f} s ({(rows - loaded) / load_s:,.0f} rows/s): feedback "
-        f"{after_load['feedback_rows_inserted']:,} rows in {after_load['feedback_parts_inserted']} parts, "
+        f"{after_load['feedback_rows_inserted']:,} rows in {_parts(after_load['feedback_parts_inserted'])}, "
         f"feedback_aggregates {after_load['feedback_aggregates_rows_inserted']:,} rows in "
-        f"{after_load['feedback_aggregates_parts_inserted']} parts"
+        f"{_parts(after_load['feedback_aggregates_parts_inserted'])}"
     )
     log(
         f"background merges quiet after {after_load['merge_wait_s']:.0f} s (no OPTIMIZE): feedback "
-        f"{after_load['feedback_rows']:,} rows in {after_load['feedback_parts']} parts, feedback_aggregates "
-        f"{after_load['feedback_aggregates_rows']:,} rows in {after_load['feedback_aggregates_parts']} parts"
+        f"{after_load['feedback_rows']:,} rows in {_parts(after_load['feedback_parts'])}, feedback_aggregates "
+        f"{after_load['feedback_aggregates_rows']:,} rows in {_parts(after_load['feedback_aggregates_parts'])}"
     )
     server = ServerProcess(data_dir, log_path=data_dir.parent / f"server-{rows}.log")
     freshness: FreshnessResult | None = None
@@ -540,6 +550,8 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
             f"server pid {server.pid} on {server.target}; settled {waited:.0f} s (until idle for 3 s, at most "
             f"{options.settle_s:.0f} s): {share:.0%} of a core in the last second"
         )
+        machine_before, ours_before = machine_busy_s(), server_cpu_s(server.pid) + time.process_time()
+        measuring_since = time.monotonic()
         channel_options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         async with grpc.aio.insecure_channel(server.target, options=channel_options) as channel:
             stub = _stub(channel)
@@ -579,15 +591,18 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
                     f"; {result.chunks} chunks, first {result.first_chunk_bytes / 1e6:.2f} MB; CPU server "
                     f"{result.server_cpu_s:.1f} s, client {result.client_cpu_s:.1f} s"
                 )
+        ours = server_cpu_s(server.pid) + time.process_time() - ours_before
+        other_load = max(0.0, machine_busy_s() - machine_before - ours) / (time.monotonic() - measuring_since)
+        log(f"other processes on this machine used {other_load:.2f} cores on average while measuring")
         exit_code = await server.terminate_async(timeout_s=120)
         if exit_code != 0:
             raise RuntimeError(f"server exited with {exit_code}; log: {server.log_path}")
     after_run = storage(data_dir, "stats")
     log(
         f"after the run: feedback_aggregates {after_run['feedback_aggregates_rows']:,} rows in "
-        f"{after_run['feedback_aggregates_parts']} parts; feedback {after_run['feedback_parts']} parts"
+        f"{_parts(after_run['feedback_aggregates_parts'])}; feedback {_parts(after_run['feedback_parts'])}"
     )
-    return SizeResult(rows, load_s, after_load, after_run, snapshot, freshness, exports)
+    return SizeResult(rows, load_s, after_load, after_run, snapshot, freshness, exports, other_load)
 
 
 def _version(distribution: str) -> str:
@@ -653,6 +668,10 @@ def _rows_label(rows: int) -> str:
     return f"{rows:,}"
 
 
+def _parts(count: int) -> str:
+    return f"{count} part" if count == 1 else f"{count} parts"
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 0.1 else f"{seconds * 1000:,.0f} ms"
 
@@ -668,7 +687,7 @@ def result_rows(results: Sequence[SizeResult]) -> list[tuple[str, str, str, str,
         snap = result.snapshot
         aggregates = (
             f"{result.after_load['feedback_aggregates_rows']:,} aggregate rows in "
-            f"{result.after_load['feedback_aggregates_parts']} parts"
+            f"{_parts(result.after_load['feedback_aggregates_parts'])}"
         )
         table.append(
             (
@@ -741,6 +760,16 @@ def result_rows(results: Sequence[SizeResult]) -> list[tuple[str, str, str, str,
                     _verdict(export.rate >= EXPORT_RATE_LIMIT),
                 )
             )
+    for result in results:
+        table.append(
+            (
+                "other processes' CPU while measuring (info)",
+                _rows_label(result.rows),
+                f"{result.other_load:.2f} cores",
+                "-",
+                "",
+            )
+        )
     return table
 
 

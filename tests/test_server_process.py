@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -483,3 +484,178 @@ async def test_keys_cli_creates_lists_and_revokes_keys(tmp_path: Path, running_s
     no_scope = await asyncio.to_thread(run_cli, [*target, "create", "--project", "demo"], cwd=tmp_path, env=admin)
     assert no_scope.returncode == 2
     assert "--scope" in no_scope.stderr
+
+
+# -- SIGKILL under load: no graceful shutdown, still no acknowledged feedback lost ----------------
+
+
+class KilledBurst:
+    """Create load that remembers every payload and every call left unanswered, to resend them as sent."""
+
+    def __init__(self, stub: FeedbackServiceStub, project: str) -> None:
+        self.stub = stub
+        self.project = project
+        self.payloads: dict[str, feedback_pb2.Feedback] = {}  # every item ever sent, by id
+        self.acknowledged: dict[str, feedback_pb2.Feedback] = {}
+        self.acknowledged_in_batches = 0
+        self.unanswered_singles: list[feedback_pb2.Feedback] = []  # the create each single worker died on
+        self.unanswered_batches: list[list[feedback_pb2.Feedback]] = []  # likewise, whole batches
+        self.item_errors: list[str] = []
+        self.stopped_by: collections.Counter[grpc.StatusCode] = collections.Counter()
+
+    def feedback(self, feedback_id: str) -> feedback_pb2.Feedback:
+        sent = thumbs_up(self.project, feedback_id=feedback_id, comment=f"kill {feedback_id}")
+        self.payloads[feedback_id] = sent
+        return sent
+
+    async def single_creates(self, worker: int) -> None:
+        for n in range(1_000_000):
+            sent = self.feedback(f"s{worker:02d}-{n:06d}")
+            try:
+                response = await self.stub.CreateFeedback(
+                    pb.CreateFeedbackRequest(feedback=sent), timeout=RPC_TIMEOUT_S
+                )
+            except grpc.aio.AioRpcError as error:
+                self.stopped_by[error.code()] += 1
+                self.unanswered_singles.append(sent)
+                return
+            self.acknowledged[sent.feedback_id] = response.feedback
+
+    async def batch_creates(self, worker: int, size: int = 100) -> None:
+        for n in range(1_000_000):
+            items = [self.feedback(f"b{worker:02d}-{n:05d}-{i:03d}") for i in range(size)]
+            try:
+                response = await self.stub.BatchCreateFeedback(
+                    pb.BatchCreateFeedbackRequest(feedback=items), timeout=RPC_TIMEOUT_S
+                )
+            except grpc.aio.AioRpcError as error:
+                self.stopped_by[error.code()] += 1
+                self.unanswered_batches.append(items)
+                return
+            for item, result in zip(items, response.results, strict=True):
+                if result.WhichOneof("result") == "feedback":
+                    self.acknowledged[item.feedback_id] = result.feedback
+                    self.acknowledged_in_batches += 1
+                else:
+                    self.item_errors.append(f"{item.feedback_id}: {result.error}")
+
+    @property
+    def unanswered_ids(self) -> set[str]:
+        return {f.feedback_id for f in self.unanswered_singles} | {
+            f.feedback_id for items in self.unanswered_batches for f in items
+        }
+
+
+async def test_sigkill_during_ingest_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    project = "sigkill"
+    singles, batchers = 24, 4
+    count_sql = "SELECT count(), uniqExact(feedback_id) FROM feedback WHERE project = {project:String}"
+
+    async with ServerProcess(data_dir) as first, first.channel() as channel:
+        burst = KilledBurst(feedback_stub(channel), project)
+        workers = [asyncio.create_task(burst.single_creates(w)) for w in range(singles)]
+        workers += [asyncio.create_task(burst.batch_creates(w)) for w in range(batchers)]
+        try:
+            started = time.monotonic()
+            await asyncio.sleep(1.0)
+            while True:
+                if len(burst.acknowledged) >= 300 or time.monotonic() - started > 20:
+                    break
+                await asyncio.sleep(0.05)
+            assert not any(worker.done() for worker in workers), (burst.stopped_by, first.log_text()[-5000:])
+            # No SIGTERM, no drain, no flush: the process is gone between two instructions.
+            first.kill()
+            killed_exit = first.exit_code
+            await asyncio.wait_for(asyncio.gather(*workers), timeout=30)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+    assert killed_exit == -signal.SIGKILL, first.log_text()[-5000:]
+    assert not events_named(first, "shutting_down"), "SIGKILL must leave no chance to shut down"
+
+    # What the killed process left on disk, read below the API (no FINAL) before anything else opens it.
+    ((rows_after_kill, ids_after_kill),) = query_data_dir(data_dir, count_sql, {"project": project})
+
+    unanswered = burst.unanswered_ids
+    async with ServerProcess(data_dir) as second, second.channel() as channel:
+        stub = feedback_stub(channel)
+        after_kill = await list_all(stub, project)
+
+        # Resend every unanswered call exactly as it was sent: same ids, same payloads.
+        retried: dict[str, feedback_pb2.Feedback] = {}
+        retry_errors: list[str] = []
+
+        async def resend_single(sent: feedback_pb2.Feedback) -> None:
+            response = await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=sent), timeout=RPC_TIMEOUT_S)
+            retried[sent.feedback_id] = response.feedback
+
+        async def resend_batch(items: list[feedback_pb2.Feedback]) -> None:
+            response = await stub.BatchCreateFeedback(
+                pb.BatchCreateFeedbackRequest(feedback=items), timeout=RPC_TIMEOUT_S
+            )
+            for item, result in zip(items, response.results, strict=True):
+                if result.WhichOneof("result") == "feedback":
+                    retried[item.feedback_id] = result.feedback
+                else:
+                    retry_errors.append(f"{item.feedback_id}: {result.error}")
+
+        await asyncio.gather(
+            *(resend_single(sent) for sent in burst.unanswered_singles),
+            *(resend_batch(items) for items in burst.unanswered_batches),
+        )
+        final = await list_all(stub, project)
+        assert await second.terminate_async() == 0
+    ((final_rows, final_ids),) = query_data_dir(data_dir, count_sql, {"project": project})
+
+    by_id = {f.feedback_id: f for f in after_kill}
+    copies = collections.Counter(f.feedback_id for f in after_kill)
+    lost = sorted(set(burst.acknowledged) - set(by_id))
+    never_sent = sorted(set(by_id) - set(burst.payloads))
+    duplicated = sorted(i for i, n in copies.items() if n > 1)
+    changed = sorted(i for i, record in burst.acknowledged.items() if i in by_id and by_id[i] != record)
+    landed_unanswered = sorted(set(by_id) & unanswered)
+    # A retry of a create that landed before the kill must return that record, not store another.
+    retry_changed = sorted(i for i in landed_unanswered if retried.get(i) != by_id[i])
+    final_copies = collections.Counter(f.feedback_id for f in final)
+    final_by_id = {f.feedback_id: f for f in final}
+    final_changed = sorted(i for i, record in {**by_id, **retried}.items() if final_by_id.get(i) != record)
+    report = (
+        f"sent {len(burst.payloads)}, acknowledged {len(burst.acknowledged)} "
+        f"({len(burst.acknowledged) - burst.acknowledged_in_batches} single, {burst.acknowledged_in_batches} "
+        f"in batches); unanswered at the kill: {len(burst.unanswered_singles)} creates and "
+        f"{len(burst.unanswered_batches)} batches ({len(unanswered)} items), of which {len(landed_unanswered)} "
+        f"were stored anyway; after the kill: {len(after_kill)} listed, {rows_after_kill} rows for "
+        f"{ids_after_kill} ids; lost {len(lost)} {lost[:5]}, never sent {len(never_sent)} {never_sent[:5]}, "
+        f"duplicated {len(duplicated)} {duplicated[:5]}, changed {len(changed)} {changed[:5]}; "
+        f"retried {len(retried)} (errors {retry_errors[:3]}, changed {retry_changed[:5]}); "
+        f"final: {len(final)} listed, {final_rows} rows for {final_ids} ids, changed {final_changed[:5]}; "
+        f"workers stopped by {dict(burst.stopped_by)}; item errors {burst.item_errors[:3]}"
+    )
+    print(report)
+    # The bookkeeping itself: every item sent was either acknowledged or in a call left unanswered.
+    assert set(burst.payloads) == set(burst.acknowledged) | unanswered, report
+    assert not set(burst.acknowledged) & unanswered, report
+    assert sum(burst.stopped_by.values()) == singles + batchers, report
+    assert set(burst.stopped_by) <= SHUTDOWN_ERRORS, report
+    assert not burst.item_errors, report
+    assert len(burst.acknowledged) > 100, report
+    assert 0 < burst.acknowledged_in_batches < len(burst.acknowledged), report
+    # After SIGKILL and a restart: every acknowledged feedback exactly once, as acknowledged; nothing invented.
+    assert not lost, report
+    assert not never_sent, report
+    assert not duplicated, report
+    assert not changed, report
+    assert rows_after_kill == ids_after_kill == len(after_kill), report
+    # Retrying what got no answer, as sent, completes the set: each item exactly once, none refused.
+    assert not retry_errors, report
+    assert set(retried) == unanswered, report
+    assert not retry_changed, report
+    assert set(final_copies) == set(burst.payloads), report
+    assert max(final_copies.values()) == 1, report
+    assert final_rows == final_ids == len(burst.payloads), report
+    assert not final_changed, report
+    for feedback_id, record in retried.items():
+        sent = burst.payloads[feedback_id]
+        assert (record.comment, record.trace_id, record.revision) == (sent.comment, sent.trace_id, 1), report

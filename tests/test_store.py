@@ -201,3 +201,24 @@ async def test_an_unreachable_server_is_store_unavailable(engine_dir: Path) -> N
             await asyncio.to_thread(partial(closed.connect, database=None))
     finally:
         closed.close()
+
+
+def test_an_outage_is_logged_without_query_parameters(engine_dir: Path) -> None:
+    from clickhouse_connect.driver.exceptions import OperationalError
+    from structlog.testing import capture_logs
+
+    engine = ClickHouseEngine(EngineConfig(data_dir=engine_dir, url="http://127.0.0.1:9"))
+    try:
+        error = OperationalError(
+            "Max retries exceeded with url: /?database=x&param_author=alice%40example.com&param_ids=%5B%27a%27%5D "
+            "(Caused by NewConnectionError('refused'))"
+        )
+        with capture_logs() as logs:
+            raised = engine._unavailable(error)
+        assert "unavailable" in raised.message
+        logged = str(logs)
+        assert "alice" not in logged
+        assert "param_" not in logged
+        assert "NewConnectionError" in logged
+    finally:
+        engine.close()

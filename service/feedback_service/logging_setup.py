@@ -39,3 +39,5 @@ def configure_logging(*, log_format: str = "auto", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # urllib3's retry warnings quote request URLs, which carry query parameters: never log those.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)

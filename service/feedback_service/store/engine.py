@@ -28,6 +28,7 @@ from feedback_service.store import data_dir_lock
 T = TypeVar("T")
 _log = structlog.get_logger("feedback_service.store")
 
+_QUERY_STRING = re.compile(r"\?[^\s'\")]*")
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
@@ -117,7 +118,8 @@ class ClickHouseEngine:
 
     def _unavailable(self, error: OperationalError) -> StoreUnavailableError:
         # Callers get a short, safe message; the cause (hosts, driver text) goes to the log.
-        _log.warning("clickhouse_unavailable", storage=self.config.describe, error=str(error))
+        # The driver's message holds the request URL with its bound parameters: never log those.
+        _log.warning("clickhouse_unavailable", storage=self.config.describe, error=_QUERY_STRING.sub("?…", str(error)))
         return StoreUnavailableError("the feedback store is unavailable; retry with backoff")
 
     def close(self) -> None:
