@@ -222,3 +222,24 @@ def test_an_outage_is_logged_without_query_parameters(engine_dir: Path) -> None:
         assert "NewConnectionError" in logged
     finally:
         engine.close()
+
+
+async def test_database_calls_get_the_remaining_deadline(engine: ClickHouseEngine) -> None:
+    import time as clock
+
+    from feedback_service.domain.call_context import call_deadline
+    from feedback_service.domain.errors import DeadlineExceededError
+
+    slow = "SELECT sleepEachRow(0.2) FROM numbers(25) SETTINGS max_block_size = 1"  # 5 s
+    token = call_deadline.set(clock.monotonic() + 1.0)
+    try:
+        started = clock.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            await engine.run(lambda client: client.query(slow).result_rows)
+        assert clock.monotonic() - started < 3.5, "the query ran on past the deadline"
+        call_deadline.set(clock.monotonic() - 1)
+        with pytest.raises(DeadlineExceededError, match="before the database was asked"):
+            await engine.run(lambda client: client.query("SELECT 1").result_rows)
+    finally:
+        call_deadline.reset(token)
+    assert await engine.run(lambda client: client.query("SELECT 1").result_rows) == [(1,)]  # no limit left behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 
@@ -17,6 +18,7 @@ from feedback_service.api.key_servicer import ApiKeyServicer
 from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings
 from feedback_service.domain.api_keys import Authenticator
+from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.domain.evaluation import EvaluationOperations
 from feedback_service.domain.feedback_tokens import TokenAuthority
 from feedback_service.domain.key_admin import ApiKeyOperations
@@ -34,6 +36,7 @@ SERVICE_NAME = feedback_service_pb2.DESCRIPTOR.services_by_name["FeedbackService
 KEY_SERVICE_NAME = api_keys_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name
 # gRPC messages up to 64 MiB: a 1,000-item batch of long corrections fits.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+STORAGE_PROBE_S = 1.0
 
 
 async def migrate(engine: ClickHouseEngine) -> list[Migration]:
@@ -81,6 +84,8 @@ class FeedbackServer:
             ],
         )
         self.port = 0
+        self._storage_probe: asyncio.Task[None] | None = None
+        self._pending_health: asyncio.Future[None] | None = None
 
     async def start(self) -> int:
         """Migrate, then listen; returns the bound port."""
@@ -108,11 +113,37 @@ class FeedbackServer:
         await self._server.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        loop = asyncio.get_running_loop()
+
+        def notify(available: bool) -> None:  # runs in a database worker thread
+            loop.call_soon_threadsafe(self._storage_changed, available)
+
+        self.engine.on_availability = notify
+        self._storage_probe = asyncio.create_task(self._probe_storage(), name="storage-probe")
         return self.port
+
+    def _storage_changed(self, available: bool) -> None:
+        """Readiness follows the database: the feedback service is NOT_SERVING while it is unreachable.
+
+        The overall status ("") stays SERVING, so liveness probes do not restart a healthy process
+        because of a database outage.
+        """
+        status = health_pb2.HealthCheckResponse.SERVING if available else health_pb2.HealthCheckResponse.NOT_SERVING
+        _log.warning("storage_available" if available else "storage_unavailable")
+        self._pending_health = asyncio.ensure_future(self.health.set(SERVICE_NAME, status))
+
+    async def _probe_storage(self) -> None:
+        """Notice an outage, and the recovery after it, without waiting for traffic."""
+        while True:
+            await asyncio.sleep(STORAGE_PROBE_S)
+            with contextlib.suppress(FeedbackServiceError):
+                await self.engine.run(lambda client: client.query("SELECT 1"))
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Health NOT_SERVING, drain in-flight calls, flush the batcher, close the database."""
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        if self._storage_probe is not None:
+            self._storage_probe.cancel()
         await self.health.enter_graceful_shutdown()
         await self._server.stop(grace)
         await self.store.close()

@@ -10,6 +10,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from feedback_service.domain.errors import (
     AlreadyExistsError,
+    DeadlineExceededError,
     FailedPreconditionError,
     FeedbackServiceError,
     InvalidArgumentError,
@@ -35,6 +36,7 @@ _CODES: dict[type[FeedbackServiceError], grpc.StatusCode] = {
     PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
     RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 

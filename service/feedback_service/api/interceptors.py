@@ -16,6 +16,7 @@ from feedback_service.api.auth import authorize, bearer_of, set_principal
 from feedback_service.api.errors import INTERNAL_STATUS, grpc_code, status_proto
 from feedback_service.domain.api_keys import Authenticator
 from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL, Principal
+from feedback_service.domain.call_context import call_deadline
 from feedback_service.domain.errors import FeedbackServiceError, FieldViolation, InvalidArgumentError
 from feedback_service.domain.rate_limit import RateLimiter
 
@@ -83,6 +84,8 @@ class _Call:
 
     async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
         """Refuse undecodable requests, then authenticate and authorize the caller."""
+        remaining = context.time_remaining()
+        call_deadline.set(None if remaining is None else time.monotonic() + remaining)
         _check_decoded(request)
         if self._authenticator is None:  # --insecure-no-auth
             set_principal(UNAUTHENTICATED_LOCAL)

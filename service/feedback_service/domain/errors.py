@@ -94,3 +94,9 @@ class RateLimitedError(FeedbackServiceError):
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class DeadlineExceededError(FeedbackServiceError):
+    """The call's deadline passed before its work was done."""
+
+    reason = "DEADLINE_EXCEEDED"

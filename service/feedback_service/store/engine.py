@@ -9,8 +9,10 @@ client serialise.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,13 +22,17 @@ from typing import TypeVar
 import clickhouse_connect
 import structlog
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
-from feedback_service.domain.errors import StoreInUseError, StoreUnavailableError
+from feedback_service.domain.call_context import call_deadline
+from feedback_service.domain.errors import DeadlineExceededError, StoreInUseError, StoreUnavailableError
 from feedback_service.store import data_dir_lock
 
 T = TypeVar("T")
 _log = structlog.get_logger("feedback_service.store")
+
+_ERROR_CODE = re.compile(r"Code: (\d+)\.")
+_TIMEOUT_EXCEEDED = 159  # ClickHouse's error code for max_execution_time
 
 _QUERY_STRING = re.compile(r"\?[^\s'\")]*")
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -66,6 +72,9 @@ class ClickHouseEngine:
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
         self._data_dir_lock = None if config.url else data_dir_lock.acquire(config.data_dir)
+        self.available = True
+        # Called (from a worker thread) when the database becomes unreachable or reachable again.
+        self.on_availability: Callable[[bool], None] | None = None
 
     def connect(self, *, database: str | None) -> Client:
         """A new client; ``database=None`` for one that may create the database."""
@@ -100,11 +109,18 @@ class ClickHouseEngine:
             client.close()
 
     async def run(self, work: Callable[[Client], T]) -> T:
-        """Run ``work`` with this thread's client in the pool."""
+        """Run ``work`` with this thread's client in the pool, within the calling RPC's deadline."""
+        deadline = call_deadline.get()
+        limit_s = 0
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceededError("the call's deadline passed before the database was asked")
+            limit_s = max(1, math.ceil(remaining))  # ClickHouse counts whole seconds
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, work)
+        return await loop.run_in_executor(self._executor, self._call, work, limit_s)
 
-    def _call(self, work: Callable[[Client], T]) -> T:
+    def _call(self, work: Callable[[Client], T], limit_s: int) -> T:
         client: Client | None = getattr(self._local, "client", None)
         if client is None:
             client = self.connect(database=self.config.database)
@@ -112,14 +128,28 @@ class ClickHouseEngine:
             with self._clients_lock:
                 self._clients.append(client)
         try:
-            return work(client)
+            client.set_client_setting("max_execution_time", limit_s)  # 0: no limit
+            result = work(client)
         except OperationalError as error:
             raise self._unavailable(error) from error
+        except DatabaseError as error:
+            if _error_code(error) == _TIMEOUT_EXCEEDED:
+                raise DeadlineExceededError("the database query ran out of the call's deadline") from error
+            raise
+        self._report(available=True)
+        return result
+
+    def _report(self, *, available: bool) -> None:
+        if available != self.available:
+            self.available = available
+            if self.on_availability is not None:
+                self.on_availability(available)
 
     def _unavailable(self, error: OperationalError) -> StoreUnavailableError:
         # Callers get a short, safe message; the cause (hosts, driver text) goes to the log.
         # The driver's message holds the request URL with its bound parameters: never log those.
         _log.warning("clickhouse_unavailable", storage=self.config.describe, error=_QUERY_STRING.sub("?…", str(error)))
+        self._report(available=False)
         return StoreUnavailableError("the feedback store is unavailable; retry with backoff")
 
     def close(self) -> None:
@@ -131,3 +161,9 @@ class ClickHouseEngine:
         if self._data_dir_lock is not None:
             data_dir_lock.release(self._data_dir_lock)
             self._data_dir_lock = None
+
+
+def _error_code(error: DatabaseError) -> int | None:
+    """ClickHouse's numeric error code from a driver error (its text starts "Code: N.")."""
+    match = _ERROR_CODE.search(str(error))
+    return int(match[1]) if match else None
