@@ -47,3 +47,19 @@ def test_readme_configuration_table_lists_every_setting() -> None:
     for option in OPTIONS:
         flag = f"`{option.flag}`" if option.has_flag else "—"
         assert f"| `{option.env}` | {flag} |" in text, f"{option.env} / {flag} missing from README"
+
+
+def test_every_test_security_md_cites_exists() -> None:
+    text = (ROOT / "SECURITY.md").read_text()
+    cited = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`|`::(\w+)`", text)
+    current_file = ""
+    checked = 0
+    for path, name, sibling in cited:
+        if path:
+            current_file = path
+            assert (ROOT / path).exists(), path
+        test_name = name or sibling
+        if test_name:
+            assert f"def {test_name}(" in (ROOT / current_file).read_text(), f"{current_file}::{test_name}"
+            checked += 1
+    assert checked >= 25
