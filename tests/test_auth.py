@@ -265,3 +265,19 @@ async def test_the_key_that_created_updated_and_deleted_feedback_is_recorded(
         )
     )
     assert tombstone == [(reviewer.split("_")[1],)]
+
+
+def test_the_bootstrap_admin_key_can_come_from_a_file(tmp_path: Path) -> None:
+    from feedback_service.config import ConfigError
+
+    key_file = tmp_path / "admin.key"
+    key_file.write_text("a-long-enough-admin-key-from-a-file\n")
+    assert Settings(admin_key_file=key_file).configured_admin_key() == "a-long-enough-admin-key-from-a-file"
+    assert Settings(admin_key="from-the-environment-x", admin_key_file=key_file).configured_admin_key() == (
+        "from-the-environment-x"
+    )
+    key_file.write_text("short\n")
+    with pytest.raises(ConfigError, match="FEEDBACK_ADMIN_KEY_FILE"):
+        Settings(admin_key_file=key_file).configured_admin_key()
+    with pytest.raises(ConfigError, match="FEEDBACK_ADMIN_KEY_FILE"):
+        Settings(admin_key_file=tmp_path / "missing").configured_admin_key()
