@@ -40,6 +40,7 @@ from feedback_service.store.rows import (
 )
 
 AGGREGATES_TABLE = "feedback_aggregates"
+EXPORT_TABLE = "feedback_by_time"
 
 # Latest revision per id, tombstones included, straight from the primary key:
 # correct before merges without FINAL.
@@ -355,6 +356,8 @@ def _scope_conditions(scope: FeedbackScope, time_column: str) -> tuple[list[str]
 def _export_query(
     export_filter: ExportFilter, after: PageCursor | None, before: datetime, limit: int
 ) -> tuple[str, dict[str, Any]]:
+    """A page of the time-ordered copy: its primary key (project, create_time, ...) limits the read
+    to the rows after the cursor."""
     conditions, parameters = _scope_conditions(export_filter.scope, "create_time")
     if export_filter.only_with_correction:
         conditions.append("correction != ''")
@@ -363,6 +366,8 @@ def _export_query(
     conditions.append("create_time < fromUnixTimestamp64Micro({before_us:Int64}, 'UTC')")
     parameters["before_us"] = micros_since_epoch(before)
     if after is not None:
+        # The plain range lets the primary key skip what is before the cursor; the tuple is exact.
+        conditions.append("create_time >= fromUnixTimestamp64Micro({after_us:Int64}, 'UTC')")
         conditions.append(
             "(create_time, feedback_id) > (fromUnixTimestamp64Micro({after_us:Int64}, 'UTC'), {after_id:String})"
         )
@@ -370,7 +375,7 @@ def _export_query(
         parameters["after_id"] = after.feedback_id
     parameters["limit"] = limit
     sql = (
-        f"SELECT {SELECT_LIST} FROM {TABLE} FINAL WHERE {' AND '.join(conditions)} "
+        f"SELECT {SELECT_LIST} FROM {EXPORT_TABLE} FINAL WHERE {' AND '.join(conditions)} "
         "ORDER BY create_time, feedback_id LIMIT {limit:UInt32}"
     )
     return sql, parameters
