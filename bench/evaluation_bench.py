@@ -62,6 +62,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `tests.support` impo
 
 from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2_grpc  # noqa: E402
 from feedback_proto.v1 import feedback_service_pb2 as pb  # noqa: E402
+from tests.support.auth import ADMIN_KEY  # noqa: E402
 from tests.support.server_process import ServerProcess, child_environment, run_cli  # noqa: E402
 
 # --- the limits of the issue "Speed (measured by a script under bench/, not by timed tests)" ------------
@@ -85,6 +86,8 @@ FOLLOW_VERSION = "v1"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # what the server allows; a 10,000-record chunk can pass 4 MiB
 GROUP_BY = [aggregates_pb2.GROUP_BY_FIELD_MODEL_VERSION, aggregates_pb2.GROUP_BY_FIELD_KEY]
 FRESHNESS_TIMEOUT_S = 15.0
+# ServerProcess starts the server with this bootstrap admin key; every call sends it, as a client would.
+AUTH = (("authorization", f"Bearer {ADMIN_KEY}"),)
 
 
 # =====================================================================================================
@@ -138,6 +141,9 @@ _COLUMN_EXPRESSIONS: dict[str, str] = {
     "prev_label": "''",
     "prev_has_comment": "0",
     "prev_has_correction": "0",
+    # Key ids of the writing credentials: an app's end-user tokens for thumbs, 20 reviewer keys.
+    "created_by": "if(k = 'thumbs', 'token:5ca1ab1e0ddba11f', lower(hex(toUInt64(a % 20))))",
+    "updated_by": "created_by",
 }
 
 
@@ -173,7 +179,8 @@ def _load_sql(column_names: Sequence[str], start: int, count: int, window_end_us
 
 _STATS_SQL = (
     "SELECT table, count(), sum(rows) FROM system.parts "
-    "WHERE database = 'feedback' AND active AND table IN ('feedback', 'feedback_aggregates') GROUP BY table"
+    "WHERE database = 'feedback' AND active AND table IN ('feedback', 'feedback_aggregates', 'feedback_by_time') "
+    "GROUP BY table"
 )
 
 
@@ -329,7 +336,7 @@ async def measure_snapshot(
             cpu_before = server_cpu_s(pid)
         began = time.perf_counter()
         groups = count = 0
-        async for message in stub.StreamAggregates(request, timeout=120):
+        async for message in stub.StreamAggregates(request, timeout=120, metadata=AUTH):
             if message.HasField("group"):
                 groups += 1
                 count += message.group.stats.count
@@ -389,7 +396,9 @@ async def measure_freshness(
     acks: list[float] = []
     timeouts = 0
     baseline_share = await cpu_share(pid, idle_s)
-    call = stub.StreamAggregates(snapshot_request(follow=True, model=FOLLOW_MODEL, version=FOLLOW_VERSION))
+    call = stub.StreamAggregates(
+        snapshot_request(follow=True, model=FOLLOW_MODEL, version=FOLLOW_VERSION), metadata=AUTH
+    )
     reader = asyncio.create_task(_read_follow(call, state))
     try:
         await asyncio.wait_for(state.snapshot_done.wait(), 120)
@@ -409,7 +418,7 @@ async def measure_freshness(
                 metadata={"app_version": "3.2.1", "platform": "web"},
             )
             began = time.perf_counter()
-            await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback), timeout=30)
+            await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback), timeout=30, metadata=AUTH)
             acked = time.perf_counter()
             acks.append(acked - began)
             deadline = acked + FRESHNESS_TIMEOUT_S
@@ -457,7 +466,7 @@ async def measure_export(
     capped = False
     cpu_before, client_before = server_cpu_s(pid), time.process_time()
     began = time.perf_counter()
-    call = stub.ExportFeedback(request)
+    call = stub.ExportFeedback(request, metadata=AUTH)
     try:
         async for response in call:
             if not chunks:

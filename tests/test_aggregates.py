@@ -334,3 +334,27 @@ async def test_writes_through_another_replica_reach_a_follow_stream(
         stream.cancel()
     finally:
         await other.stop(grace_s=1)
+
+
+async def test_an_idle_follow_stream_does_not_recompute_its_snapshot(
+    stub: FeedbackServiceStub, server: FeedbackServer, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aggregate = server.store.aggregate
+    calls: list[str] = []
+
+    async def counted(query: Any) -> Any:
+        calls.append(query.scope.project)
+        return await aggregate(query)
+
+    monkeypatch.setattr(server.store, "aggregate", counted)
+    request = pb.StreamAggregatesRequest(filter=agg.AggregateFilter(project=project), follow=True)
+    stream = stub.StreamAggregates(request, timeout=30)
+    try:
+        await asyncio.wait_for(stream.read(), 5)  # snapshot complete
+        beat = await asyncio.wait_for(stream.read(), 5.5)  # a heartbeat, about 2 s later
+        assert beat.WhichOneof("event") == "heartbeat"
+        assert calls.count(project) == 1, "an idle stream re-ran its aggregate query"
+        await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project)))
+        assert (await _next_group(stream)).stats.count == 1
+    finally:
+        stream.cancel()

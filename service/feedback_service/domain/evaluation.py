@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import json
 import time
@@ -181,6 +182,8 @@ class EvaluationOperations:
         """
         check_aggregate_query(query)
         with self._store.changes.subscribe(query.scope.project) as changed:
+            # Read before the snapshot: a write landing between the two shows up as a change.
+            marker = await self._store.write_marker() if follow else 0
             watermark = self._store.safe_watermark()
             sent: dict[GroupKey, GroupCounts] = {}
             for counts in await self._store.aggregate(query):
@@ -191,26 +194,37 @@ class EvaluationOperations:
                 return
             last_beat = time.monotonic()
             while True:
-                await self._wait_for_change(changed)
+                refresh, marker = await self._wait_for_change(changed, marker)
                 watermark = self._store.safe_watermark()
-                current = {c.key: c for c in await self._store.aggregate(query)}
-                updates = [GroupUpdate(k, stats_of(c)) for k, c in current.items() if sent.get(k) != c]
-                # A group whose feedback is all gone is sent once with count 0.
-                updates += [GroupUpdate(k, stats_of(GroupCounts(key=k))) for k in sent.keys() - current.keys()]
-                sent = current
+                updates: list[GroupUpdate] = []
+                if refresh:
+                    current = {c.key: c for c in await self._store.aggregate(query)}
+                    updates = [GroupUpdate(k, stats_of(c)) for k, c in current.items() if sent.get(k) != c]
+                    # A group whose feedback is all gone is sent once with count 0.
+                    updates += [GroupUpdate(k, stats_of(GroupCounts(key=k))) for k in sent.keys() - current.keys()]
+                    sent = current
                 for update in updates:
                     yield update
                 if updates or time.monotonic() - last_beat >= self._timing.heartbeat_s:
                     last_beat = time.monotonic()
                     yield Beat(watermark)
 
-    async def _wait_for_change(self, changed: asyncio.Event) -> None:
+    async def _wait_for_change(self, changed: asyncio.Event, marker: int) -> tuple[bool, int]:
+        """Whether to refresh, and the store's write marker now.
+
+        An in-process write notifies at once (after a short debounce that lets a burst settle);
+        otherwise a poll asks the store whether anything was written at all, e.g. through another
+        replica, so an idle stream costs one tiny query a second, not a snapshot.
+        """
         try:
             await asyncio.wait_for(changed.wait(), self._timing.poll_s)
             await asyncio.sleep(self._timing.debounce_s)
+            notified = True
         except TimeoutError:
-            pass  # poll: writes through other replicas do not notify this process
+            notified = False
         changed.clear()
+        current = await self._store.write_marker()
+        return notified or current != marker, current
 
     async def export(
         self, export_filter: ExportFilter, *, cursor: str, follow: bool, chunk_size: int
@@ -236,7 +250,13 @@ class EvaluationOperations:
                     continue
                 if not follow:
                     return
-                await self._wait_for_change(changed)
+                # Poll even without a sign of a write: the watermark moves on by itself and lets
+                # through feedback that was still too fresh (e.g. on another replica) a moment ago.
+                # A page past the cursor reads only what is newer, so a poll costs little.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self._timing.poll_s)
+                    await asyncio.sleep(self._timing.debounce_s)
+                changed.clear()
 
     async def compare(
         self,

@@ -79,6 +79,10 @@ class FeedbackStore(Protocol):
         """Feedback in (create_time, feedback_id) ascending order after the cursor, created before ``before``."""
         ...
 
+    async def write_marker(self) -> int:
+        """A number that grows whenever anything is written to the store (by any replica)."""
+        ...
+
     def safe_watermark(self) -> datetime:
         """Every feedback created before this time is stored (nothing older is still in flight)."""
         ...

@@ -53,6 +53,10 @@ _LATEST_BY_ID = (
 _CURRENT_VOTES = (
     "SELECT feedback_id FROM user_votes FINAL WHERE project = {project:String} AND trace_id IN {traces:Array(String)}"
 )
+_WRITE_MARKER = (
+    f"SELECT max(max_block_number) FROM system.parts "
+    f"WHERE database = currentDatabase() AND table = '{TABLE}' AND active"
+)
 _GROUP_COLUMNS = {
     GroupField.MODEL: "model",
     GroupField.MODEL_VERSION: "model_version",
@@ -150,6 +154,11 @@ class ClickHouseFeedbackStore:
         (outcome,) = await self.batcher.submit([_Delete(project, feedback_id, now, actor)])
         if isinstance(outcome, FeedbackServiceError):
             raise outcome
+
+    async def write_marker(self) -> int:
+        # Every insert makes a part with a new, higher block number; merges keep the highest.
+        rows = await self._engine.run(lambda client: client.query(_WRITE_MARKER).result_rows)
+        return int(rows[0][0])
 
     def safe_watermark(self) -> datetime:
         oldest_in_flight = min(self._in_flight, default=None)
