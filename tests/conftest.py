@@ -7,12 +7,14 @@ need their own engine (restart, SIGTERM) run the server as a subprocess.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from feedback_client import FeedbackClient
 from feedback_proto.v1 import feedback_service_pb2_grpc
@@ -20,6 +22,12 @@ from feedback_service.config import Settings
 from feedback_service.logging_setup import configure_logging
 from feedback_service.server import FeedbackServer
 from tests.support.auth import ADMIN_KEY, OLD_TOKEN_SECRET, TOKEN_SECRET, authorized_channel
+
+# CI replays the same generated examples every run (a red CI is then always reproducible); local runs
+# draw new ones each time, so the fuzzers keep exploring.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -176,3 +176,11 @@ async def test_bad_mint_requests_are_invalid_argument(
         await mint(server, project, **fields)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in (caught.value.details() or "")
+
+
+async def test_a_ttl_out_of_any_datetime_range_is_invalid_argument(server: FeedbackServer, project: str) -> None:
+    # Found by the fuzzer: a huge negative duration once overflowed into INTERNAL.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mint(server, project, ttl=Duration(seconds=-86399999913601))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ttl" in (caught.value.details() or "")

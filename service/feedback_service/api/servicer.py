@@ -172,6 +172,6 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
             span_id=request.span_id,
             model=request.model,
             model_version=request.model_version,
-            ttl_s=int(request.ttl.ToTimedelta().total_seconds()) if request.HasField("ttl") else None,
+            ttl_s=request.ttl.seconds if request.HasField("ttl") else None,  # any int64: checked by the domain
         )
         return pb.MintFeedbackTokenResponse(token=token, expire_time=timestamp_of(expire_time))
