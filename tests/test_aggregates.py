@@ -352,3 +352,19 @@ async def test_an_idle_follow_stream_does_not_recompute_its_snapshot(
         assert (await _next_group(stream)).stats.count == 1
     finally:
         stream.cancel()
+
+
+async def test_a_cancelled_follow_stream_stops_its_work(
+    stub: FeedbackServiceStub, server: FeedbackServer, project: str
+) -> None:
+    before = server.store.changes.subscriber_count()
+    request = pb.StreamAggregatesRequest(filter=agg.AggregateFilter(project=project), follow=True)
+    stream = stub.StreamAggregates(request, timeout=30)
+    await asyncio.wait_for(stream.read(), 5)
+    assert server.store.changes.subscriber_count() == before + 1
+    stream.cancel()
+    for _ in range(50):  # the server notices the cancellation at its next step
+        if server.store.changes.subscriber_count() == before:
+            break
+        await asyncio.sleep(0.1)
+    assert server.store.changes.subscriber_count() == before, "the stream kept running after its client left"

@@ -84,3 +84,15 @@ async def test_concurrent_creates_are_coalesced_into_few_inserts(
     assert 1 <= flushes <= 50, f"200 concurrent creates took {flushes} inserts"
     listed = await stub.ListFeedback(pb.ListFeedbackRequest(project=project, page_size=1000))
     assert len(listed.feedback) == 200
+
+
+async def test_a_request_over_32_mib_is_invalid_argument_and_writes_nothing(
+    stub: FeedbackServiceStub, project: str
+) -> None:
+    items = [thumbs_up(project, correction="c" * 100_000) for _ in range(340)]  # ~34 MB
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.BatchCreateFeedback(pb.BatchCreateFeedbackRequest(feedback=items))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "split the batch" in field_violations(caught.value)["request"]
+    listed = await stub.ListFeedback(pb.ListFeedbackRequest(project=project))
+    assert list(listed.feedback) == []

@@ -47,9 +47,19 @@ def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
     return parse
 
 
+# Our own bound, below gRPC's (64 MiB, which answers RESOURCE_EXHAUSTED), so that a large request gets
+# a field violation that says what to do.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
 def _check_decoded(request: Any) -> None:
     if isinstance(request, _Undecodable):
         raise InvalidArgumentError([FieldViolation("request", f"is not a valid message: {request.reason}")])
+    size = request.ByteSize()
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidArgumentError(
+            [FieldViolation("request", f"is {size} bytes, more than {MAX_REQUEST_BYTES}: split the batch")]
+        )
 
 
 @dataclass(frozen=True, slots=True)
