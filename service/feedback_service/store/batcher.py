@@ -51,10 +51,6 @@ class MicroBatcher(Generic[Item, Result]):
         self._worker: asyncio.Task[None] | None = None
         self.flushes = 0  # number of flush calls, for tests and metrics
 
-    @property
-    def queued_rows(self) -> int:
-        return self._queued_rows
-
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="micro-batcher")
 
