@@ -140,3 +140,18 @@ async def test_export_returns_the_current_revision_of_each_feedback(stub: Feedba
     updated = (await stub.UpdateFeedback(pb.UpdateFeedbackRequest(feedback=change))).feedback
     chunks = await export(stub, pb.ExportFeedbackRequest(filter=agg.AggregateFilter(project=project)))
     assert [f for chunk in chunks for f in chunk.feedback] == [updated]
+
+
+async def test_large_records_are_split_into_chunks_any_client_can_read(stub: FeedbackServiceStub, project: str) -> None:
+    # 60 maximal corrections would make a 6 MB message, over gRPC's default 4 MiB receive limit.
+    items = [thumbs_up(project, feedback_id=f"big-{i:02d}", correction="é" * 50_000) for i in range(60)]
+    for start in range(0, 60, 20):  # the batch answers echo the records: keep each under 4 MiB too
+        await stub.BatchCreateFeedback(pb.BatchCreateFeedbackRequest(feedback=items[start : start + 20]))
+    chunks = await export(stub, pb.ExportFeedbackRequest(filter=agg.AggregateFilter(project=project)))
+    assert len(chunks) > 1
+    assert all(chunk.ByteSize() < 4 * 1024 * 1024 for chunk in chunks)
+    assert ids(chunks) == [f"big-{i:02d}" for i in range(60)]
+    resumed = await export(
+        stub, pb.ExportFeedbackRequest(filter=agg.AggregateFilter(project=project), cursor=chunks[0].cursor)
+    )
+    assert ids(resumed) == ids(chunks)[len(chunks[0].feedback) :]

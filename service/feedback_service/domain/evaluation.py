@@ -37,6 +37,10 @@ from feedback_service.domain.validation import ViolationCollector, check_project
 
 DEFAULT_CHUNK = 1000
 MAX_CHUNK = 10_000
+# A chunk stays well under gRPC's default 4 MiB receive limit, so any client can read it; a page of
+# large records (corrections run to 100,000 characters) goes out as several chunks.
+MAX_CHUNK_BYTES = 3 * 1024 * 1024
+_RECORD_OVERHEAD_BYTES = 256  # ids, times, enums and framing of one record
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,11 +245,11 @@ class EvaluationOperations:
                 # Only feedback older than the watermark: nothing created earlier can still arrive,
                 # so the order is final and a cursor never skips a late insert.
                 page = await self._store.export_page(export_filter, after, self._store.safe_watermark(), limit)
-                if page:
-                    last = page[-1]
+                for part in _split_by_size(page):
+                    last = part[-1]
                     assert last.create_time is not None
                     after = PageCursor(micros_since_epoch(last.create_time), last.feedback_id)
-                    yield ExportChunk(page, encode_cursor(after, export_filter))
+                    yield ExportChunk(part, encode_cursor(after, export_filter))
                 if len(page) == limit:
                     continue
                 if not follow:
@@ -289,6 +293,30 @@ class EvaluationOperations:
             by_version[counts.key.model_version][counts.key.key] = counts
         keys = sorted(scope.keys or (by_version[version_a].keys() | by_version[version_b].keys()))
         return [_compare_key(key, by_version[version_a].get(key), by_version[version_b].get(key)) for key in keys]
+
+
+def _approximate_size(feedback: Feedback) -> int:
+    texts = (feedback.comment, feedback.correction, feedback.value.label, feedback.trace_id, feedback.author)
+    size = sum(len(text.encode()) for text in texts)
+    size += sum(len(k.encode()) + len(v.encode()) + 4 for k, v in feedback.metadata.items())
+    return size + _RECORD_OVERHEAD_BYTES
+
+
+def _split_by_size(page: list[Feedback]) -> list[list[Feedback]]:
+    """Consecutive parts of ``page``, each under MAX_CHUNK_BYTES (a single huge record stands alone)."""
+    parts: list[list[Feedback]] = []
+    current: list[Feedback] = []
+    budget = MAX_CHUNK_BYTES
+    for feedback in page:
+        size = _approximate_size(feedback)
+        if current and size > budget:
+            parts.append(current)
+            current, budget = [], MAX_CHUNK_BYTES
+        current.append(feedback)
+        budget -= size
+    if current:
+        parts.append(current)
+    return parts
 
 
 def _compare_key(key: str, counts_a: GroupCounts | None, counts_b: GroupCounts | None) -> KeyComparison:

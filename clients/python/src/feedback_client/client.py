@@ -29,10 +29,12 @@ class FeedbackClient:
         credentials: grpc.ChannelCredentials | None = None,
         timeout_s: float = 10.0,
     ) -> None:
+        # Batches and pages may be large: accept what the server may send (64 MiB), not gRPC's 4 MiB.
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         self._channel = (
-            grpc.aio.secure_channel(target, credentials)
+            grpc.aio.secure_channel(target, credentials, options=options)
             if credentials is not None
-            else grpc.aio.insecure_channel(target)
+            else grpc.aio.insecure_channel(target, options=options)
         )
         self._stub = feedback_service_pb2_grpc.FeedbackServiceStub(self._channel)
         self._timeout_s = timeout_s
