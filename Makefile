@@ -1,7 +1,8 @@
 # Two commands on a fresh machine with only python3:
 #   make run    create .venv, install, migrate, start the server on the embedded engine
 #   make test   install what the tests need and run them
-# Also: make lint (ruff, mypy, buf lint, generated-code check), make protos (regenerate).
+# Also: make lint (ruff, mypy, buf lint, generated-code check), make protos (regenerate),
+#       make bench (bench/evaluation_bench.py: snapshot, freshness and export figures beside their limits).
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,10 +10,10 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 PACKAGES := pyproject.toml clients/python/pyproject.toml
 
-.PHONY: run test lint protos check-protos clean help
+.PHONY: run test lint protos bench clean help
 
 help:
-	@sed -n 's/^#   //p; s/^# Also: //p' Makefile
+	@sed -n 's/^#   //p; s/^# Also: //p; s/^#       //p' Makefile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,9 @@ lint: $(VENV)/.installed-dev $(BUF)
 	$(BIN)/mypy
 	cd protos && ../$(BUF) lint
 	$(BIN)/python clients/python/scripts/generate_protos.py --check
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/evaluation_bench.py
 
 protos: $(VENV)/.installed-dev
 	$(BIN)/python clients/python/scripts/generate_protos.py

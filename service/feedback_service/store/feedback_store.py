@@ -40,6 +40,7 @@ from feedback_service.store.rows import (
 )
 
 AGGREGATES_TABLE = "feedback_aggregates"
+AUTHORS_TABLE = "feedback_authors"
 EXPORT_TABLE = "feedback_by_time"
 
 # Latest revision per id, tombstones included, straight from the primary key:
@@ -182,9 +183,26 @@ class ClickHouseFeedbackStore:
         return await self._select_feedback(sql, parameters)
 
     async def aggregate(self, query: AggregateQuery) -> list[GroupCounts]:
-        sql, parameters = _aggregate_query(query)
-        rows = await self._engine.run(lambda client: client.query(sql, parameters=parameters).result_rows)
-        return [_group_counts(query, row) for row in rows]
+        per_author = _counts_authors_per_group(query)
+        sql, parameters = _aggregate_query(query, authors_from_minutes=not per_author)
+        authors_sql, authors_parameters = _distinct_authors_query(query)
+
+        def read(client: Client) -> tuple[Sequence[Sequence[Any]], dict[tuple[Any, ...], int]]:
+            rows = client.query(sql, parameters=parameters).result_rows
+            if not per_author:
+                return rows, {}
+            distinct = client.query(authors_sql, parameters=authors_parameters).result_rows
+            return rows, {tuple(row[:-1]): int(row[-1]) for row in distinct}
+
+        rows, distinct_authors = await self._engine.run(read)
+        counts = [_group_counts(query, row) for row in rows]
+        if per_author:
+            width = len(query.group_by)
+            counts = [
+                dataclasses.replace(c, distinct_authors=distinct_authors.get(tuple(row[:width]), 0))
+                for c, row in zip(counts, rows, strict=True)
+            ]
+        return counts
 
     async def _select_feedback(self, sql: str, parameters: dict[str, Any]) -> list[Feedback]:
         result = await self._engine.run(lambda client: client.query(sql, parameters=parameters).result_rows)
@@ -390,7 +408,27 @@ def _export_query(
     return sql, parameters
 
 
-def _aggregate_query(query: AggregateQuery) -> tuple[str, dict[str, Any]]:
+def _counts_authors_per_group(query: AggregateQuery) -> bool:
+    """Without a time range or bucket, distinct authors come from feedback_authors (one entry per
+    author); otherwise from the per-minute author maps, which any whole-minute range can sum."""
+    scope = query.scope
+    return scope.start_time is None and scope.end_time is None and query.bucket is TimeBucket.NONE
+
+
+def _distinct_authors_query(query: AggregateQuery) -> tuple[str, dict[str, Any]]:
+    conditions, parameters = _scope_conditions(query.scope, "minute")
+    dimensions = [_GROUP_COLUMNS[field] for field in query.group_by]
+    inner = ", ".join([*dimensions, "author"])
+    outer = ", ".join(dimensions)
+    sql = (
+        f"SELECT {outer + ', ' if outer else ''}countIf(total > 0) FROM ("
+        f"SELECT {inner}, sum(feedback_count) AS total FROM {AUTHORS_TABLE} WHERE {' AND '.join(conditions)} "
+        f"GROUP BY {inner})" + (f" GROUP BY {outer}" if outer else "")
+    )
+    return sql, parameters
+
+
+def _aggregate_query(query: AggregateQuery, *, authors_from_minutes: bool) -> tuple[str, dict[str, Any]]:
     conditions, parameters = _scope_conditions(query.scope, "minute")
     dimensions = [_GROUP_COLUMNS[field] for field in query.group_by]
     if query.bucket is not TimeBucket.NONE:
@@ -400,8 +438,8 @@ def _aggregate_query(query: AggregateQuery) -> tuple[str, dict[str, Any]]:
     sql = (
         f"SELECT {selected}sum(feedback_count), sum(thumbs_up), sum(thumbs_down), sum(comments), sum(corrections), "
         "mapFilter((k, n) -> n > 0, sumMap(labels)), mapFilter((k, n) -> n > 0, sumMap(scores)), "
-        "length(mapFilter((k, n) -> n > 0, sumMap(authors))) "
-        f"FROM {AGGREGATES_TABLE} WHERE {' AND '.join(conditions)} "
+        + ("length(mapFilter((k, n) -> n > 0, sumMap(authors))) " if authors_from_minutes else "0 ")
+        + f"FROM {AGGREGATES_TABLE} WHERE {' AND '.join(conditions)} "
         + (f"GROUP BY {', '.join(group_names)} " if group_names else "")
         + "HAVING sum(feedback_count) > 0"
         + (f" ORDER BY {', '.join(group_names)}" if group_names else "")
