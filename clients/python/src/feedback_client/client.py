@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -112,20 +112,19 @@ class FeedbackClient:
 
         Following streams have no deadline unless ``timeout_s`` is given.
         """
-        call = self._stub.StreamAggregates(request, timeout=timeout_s, metadata=self._metadata)
-        try:
-            async for message in call:
-                yield message
-        except grpc.aio.AioRpcError as error:
-            raise FeedbackError.from_rpc_error(error) from None
-        finally:
-            call.cancel()
+        async for message in self._stream(self._stub.StreamAggregates, request, timeout_s):
+            yield message
 
     async def export(
         self, request: feedback_service_pb2.ExportFeedbackRequest, *, timeout_s: float | None = None
     ) -> AsyncIterator[feedback_service_pb2.ExportFeedbackResponse]:
         """Chunks of raw feedback, each with the cursor to resume after it."""
-        call = self._stub.ExportFeedback(request, timeout=timeout_s, metadata=self._metadata)
+        async for message in self._stream(self._stub.ExportFeedback, request, timeout_s):
+            yield message
+
+    async def _stream(self, method: Callable[..., Any], request: object, timeout_s: float | None) -> AsyncIterator[Any]:
+        """A server stream with FeedbackError instead of raw gRPC errors; cancelled when the caller stops."""
+        call = method(request, timeout=timeout_s, metadata=self._metadata)
         try:
             async for message in call:
                 yield message
