@@ -1,4 +1,5 @@
-"""Per-RPC wrapping: domain errors to gRPC status, and one log line per call."""
+"""Per-RPC wrapping: decoding and size checks, authentication, scopes, rate limits, the call deadline,
+domain errors to gRPC status, and one log line per call."""
 
 from __future__ import annotations
 

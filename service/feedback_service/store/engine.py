@@ -128,7 +128,10 @@ class ClickHouseEngine:
             with self._clients_lock:
                 self._clients.append(client)
         try:
-            client.set_client_setting("max_execution_time", limit_s)  # 0: no limit
+            # With chdb a setting is a SET query on the handle: send it only when the limit changes.
+            if getattr(self._local, "limit_s", None) != limit_s:
+                client.set_client_setting("max_execution_time", limit_s)  # 0: no limit
+                self._local.limit_s = limit_s
             result = work(client)
         except OperationalError as error:
             raise self._unavailable(error) from error
