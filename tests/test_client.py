@@ -12,12 +12,12 @@ from tests.helpers import thumbs_up
 
 async def test_client_creates_reads_updates_and_deletes(client: FeedbackClient, project: str) -> None:
     stored = await client.create(Feedback(project=project, trace_id="t1", key="thumbs", thumb=Thumb.THUMB_UP))
-    assert await client.get(project, stored.feedback_id) == stored
+    assert await client.get(stored.feedback_id, project=project) == stored
     changed = await client.update(Feedback(project=project, feedback_id=stored.feedback_id, comment="why"), ["comment"])
     assert (changed.comment, changed.revision) == ("why", 2)
-    await client.delete(project, stored.feedback_id)
+    await client.delete(stored.feedback_id, project=project)
     with pytest.raises(FeedbackError) as caught:
-        await client.get(project, stored.feedback_id)
+        await client.get(stored.feedback_id, project=project)
     assert caught.value.code == grpc.StatusCode.NOT_FOUND
     assert caught.value.reason == "FEEDBACK_NOT_FOUND"
 

@@ -1,45 +1,117 @@
-"""A small asyncio client of feedback.v1.FeedbackService."""
+"""The asyncio client of feedback.v1: every RPC, conveniences, background batching, retries."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from feedback_client import builders
+from feedback_client.batching import BackgroundBatcher, BatchingOptions, BatchStats
+from feedback_client.connection import DEFAULT_TARGET, Connection, Deadlines
 from feedback_client.errors import FeedbackError
-from feedback_proto.v1 import feedback_pb2, feedback_service_pb2, feedback_service_pb2_grpc
+from feedback_client.retry import (
+    IDEMPOTENT_RETRY_CODES,
+    NON_IDEMPOTENT_RETRY_CODES,
+    RetryPolicy,
+    call_with_retry,
+)
+from feedback_client.streams import remember_cursor, resumable
+from feedback_proto.v1 import api_keys_pb2, api_keys_pb2_grpc, feedback_pb2, feedback_service_pb2
+from feedback_proto.v1 import feedback_service_pb2_grpc as service_grpc
+
+if TYPE_CHECKING:
+    from feedback_proto.v1.api_keys_pb2_grpc import ApiKeyServiceAsyncStub
+    from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub
 
 Response = TypeVar("Response")
+_UNSET: Any = object()
 
 
 class FeedbackClient:
-    """Async client. Use as ``async with FeedbackClient("localhost:50051", api_key=...) as client: ...``.
+    """Async client: ``async with FeedbackClient("host:50051", api_key=...) as client: ...``.
 
-    Every call raises :class:`FeedbackError` instead of raw gRPC errors.
+    - Every call raises :class:`FeedbackError` instead of raw gRPC errors, and has a default deadline
+      (``deadlines``) that ``timeout_s=`` overrides.
+    - Idempotent calls are retried on UNAVAILABLE, RESOURCE_EXHAUSTED (after the server's RetryInfo
+      delay) and DEADLINE_EXCEEDED; creates are idempotent because the client sets the feedback id.
+      UpdateFeedback and DeleteFeedback are retried only on RESOURCE_EXHAUSTED, which the server
+      returns before doing anything. INVALID_ARGUMENT and other refusals are never retried.
+    - ``log()`` buffers feedback and sends it in the background (see :mod:`feedback_client.batching`).
+    - ``project`` fills the project of feedback and requests that leave it empty; with a project API
+      key the server fills it in anyway.
     """
 
     def __init__(
         self,
-        target: str,
+        target: str = DEFAULT_TARGET,
         *,
         api_key: str | None = None,
+        feedback_token: str | None = None,
+        project: str = "",
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        client_certificate: bytes | None = None,
+        client_key: bytes | None = None,
         credentials: grpc.ChannelCredentials | None = None,
-        timeout_s: float = 10.0,
+        deadlines: Deadlines | None = None,
+        timeout_s: float | None = None,
+        retry: RetryPolicy | None = None,
+        batching: BatchingOptions | None = None,
     ) -> None:
-        # Batches and pages may be large: accept what the server may send (64 MiB), not gRPC's 4 MiB.
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        self._channel = (
-            grpc.aio.secure_channel(target, credentials, options=options)
-            if credentials is not None
-            else grpc.aio.insecure_channel(target, options=options)
+        deadlines = deadlines or Deadlines()
+        if timeout_s is not None:  # shorthand for the unary deadline
+            deadlines = Deadlines(unary_s=timeout_s, batch_s=max(timeout_s, deadlines.batch_s), stream_s=None)
+        self._connection = Connection(
+            target=target,
+            api_key=api_key,
+            feedback_token=feedback_token,
+            tls=tls,
+            root_certificates=root_certificates,
+            client_certificate=client_certificate,
+            client_key=client_key,
+            credentials=credentials,
+            deadlines=deadlines,
+            retry=retry or RetryPolicy(),
         )
-        self._stub = feedback_service_pb2_grpc.FeedbackServiceStub(self._channel)
-        self._timeout_s = timeout_s
-        # Sent with every call; over a plain-text channel only to a local or trusted server.
-        self._metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._project = project
+        self._channel = self._connection.open_channel()
+        self._stub: FeedbackServiceAsyncStub = service_grpc.FeedbackServiceStub(self._channel)  # type: ignore[assignment]
+        self._keys_stub: ApiKeyServiceAsyncStub = api_keys_pb2_grpc.ApiKeyServiceStub(self._channel)  # type: ignore[assignment]
+        self._metadata = self._connection.metadata()
+        self._batcher = BackgroundBatcher(self._open_batch_sender, batching or BatchingOptions(), self.retry, project)
+
+    @classmethod
+    def from_connection(
+        cls, connection: Connection, *, project: str = "", batching: BatchingOptions | None = None
+    ) -> FeedbackClient:
+        return cls(
+            connection.target,
+            api_key=connection.api_key,
+            feedback_token=connection.feedback_token,
+            project=project,
+            tls=connection.tls,
+            root_certificates=connection.root_certificates,
+            client_certificate=connection.client_certificate,
+            client_key=connection.client_key,
+            credentials=connection.credentials,
+            deadlines=connection.deadlines,
+            retry=connection.retry,
+            batching=batching,
+        )
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._connection.retry
 
     async def __aenter__(self) -> FeedbackClient:
         return self
@@ -50,95 +122,300 @@ class FeedbackClient:
         await self.close()
 
     async def close(self) -> None:
+        """Deliver what ``log()`` buffered, then close the channel."""
+        await asyncio.to_thread(self._batcher.close)
         await self._channel.close()
 
-    async def _call(self, method: Callable[..., Awaitable[Response]], request: object) -> Response:
-        try:
-            return await method(request, timeout=self._timeout_s, metadata=self._metadata)
-        except grpc.aio.AioRpcError as error:
-            raise FeedbackError.from_rpc_error(error) from None
+    # ---- plumbing ---------------------------------------------------------------------------
 
-    async def create(self, feedback: feedback_pb2.Feedback) -> feedback_pb2.Feedback:
-        """Store feedback; returns it as stored. Set ``feedback_id`` to make retries safe."""
-        request = feedback_service_pb2.CreateFeedbackRequest(feedback=feedback)
-        response: feedback_service_pb2.CreateFeedbackResponse = await self._call(self._stub.CreateFeedback, request)
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[Response]],
+        request: object,
+        timeout_s: float | None,
+        retry_codes: frozenset[grpc.StatusCode] = IDEMPOTENT_RETRY_CODES,
+    ) -> Response:
+        async def attempt() -> Response:
+            try:
+                return await method(request, timeout=timeout_s, metadata=self._metadata)
+            except grpc.aio.AioRpcError as error:
+                raise FeedbackError.from_rpc_error(error) from None
+
+        return await call_with_retry(attempt, self.retry, retry_codes)
+
+    def _unary_timeout(self, timeout_s: float | None) -> float | None:
+        return self._connection.deadlines.unary_s if timeout_s is _UNSET else timeout_s
+
+    def _with_identity(self, feedback: feedback_pb2.Feedback) -> feedback_pb2.Feedback:
+        """A copy with a client-side feedback id (so retries are idempotent) and the default project."""
+        item = feedback_pb2.Feedback()
+        item.CopyFrom(feedback)
+        if not item.feedback_id:
+            item.feedback_id = str(uuid.uuid4())
+        if not item.project:
+            item.project = self._project
+        return item
+
+    # ---- FeedbackService ----------------------------------------------------------------------
+
+    async def create(
+        self, feedback: feedback_pb2.Feedback, *, feedback_token: str = "", timeout_s: float | None = _UNSET
+    ) -> feedback_pb2.Feedback:
+        """Store feedback now; returns it as stored. Safe to retry: the client sets ``feedback_id``."""
+        request = feedback_service_pb2.CreateFeedbackRequest(
+            feedback=self._with_identity(feedback), feedback_token=feedback_token
+        )
+        response: feedback_service_pb2.CreateFeedbackResponse = await self._call(
+            self._stub.CreateFeedback, request, self._unary_timeout(timeout_s)
+        )
         return response.feedback
 
-    async def batch_create(self, items: Sequence[feedback_pb2.Feedback]) -> list[feedback_pb2.Feedback | FeedbackError]:
-        """Store up to 1,000 items; one result per item: the stored feedback or its error."""
+    async def batch_create(
+        self, items: Sequence[feedback_pb2.Feedback], *, timeout_s: float | None = _UNSET
+    ) -> list[feedback_pb2.Feedback | FeedbackError]:
+        """Store up to 1,000 items now; one result per item: the stored feedback or its error.
+
+        Items refused for a transient reason are retried (they keep their ids); the rest are returned.
+        """
+        pending = [self._with_identity(item) for item in items]
+        timeout = self._connection.deadlines.batch_s if timeout_s is _UNSET else timeout_s
+        results: dict[str, feedback_pb2.Feedback | FeedbackError] = {}
+
+        async def attempt() -> None:
+            nonlocal pending
+            outcome = await self._send_batch(pending, timeout)
+            retry = []
+            for item, result in zip(pending, outcome, strict=True):
+                results[item.feedback_id] = result
+                if isinstance(result, FeedbackError) and result.code in IDEMPOTENT_RETRY_CODES:
+                    retry.append(item)
+            pending = retry
+            if retry:
+                raise next(r for r in outcome if isinstance(r, FeedbackError) and r.code in IDEMPOTENT_RETRY_CODES)
+
+        ids = [item.feedback_id for item in pending]
+        try:
+            await call_with_retry(attempt, self.retry, IDEMPOTENT_RETRY_CODES)
+        except FeedbackError:
+            if not results:
+                raise  # the whole call failed every time: nothing to report per item
+        return [results[feedback_id] for feedback_id in ids]
+
+    async def _send_batch(
+        self, items: list[feedback_pb2.Feedback], timeout_s: float | None
+    ) -> list[feedback_pb2.Feedback | FeedbackError]:
+        """One BatchCreateFeedback attempt."""
         request = feedback_service_pb2.BatchCreateFeedbackRequest(feedback=items)
-        response = await self._call(self._stub.BatchCreateFeedback, request)
+        try:
+            response = await self._stub.BatchCreateFeedback(request, timeout=timeout_s, metadata=self._metadata)
+        except grpc.aio.AioRpcError as error:
+            raise FeedbackError.from_rpc_error(error) from None
         return [
             result.feedback if result.HasField("feedback") else FeedbackError.from_status_proto(result.error)
             for result in response.results
         ]
 
-    async def get(self, project: str, feedback_id: str) -> feedback_pb2.Feedback:
-        request = feedback_service_pb2.GetFeedbackRequest(project=project, feedback_id=feedback_id)
-        response: feedback_service_pb2.GetFeedbackResponse = await self._call(self._stub.GetFeedback, request)
+    async def get(
+        self, feedback_id: str, *, project: str = "", timeout_s: float | None = _UNSET
+    ) -> feedback_pb2.Feedback:
+        request = feedback_service_pb2.GetFeedbackRequest(project=project or self._project, feedback_id=feedback_id)
+        response: feedback_service_pb2.GetFeedbackResponse = await self._call(
+            self._stub.GetFeedback, request, self._unary_timeout(timeout_s)
+        )
         return response.feedback
 
     async def list_page(
-        self, request: feedback_service_pb2.ListFeedbackRequest
+        self, request: feedback_service_pb2.ListFeedbackRequest, *, timeout_s: float | None = _UNSET
     ) -> feedback_service_pb2.ListFeedbackResponse:
-        return await self._call(self._stub.ListFeedback, request)
+        """One page of ListFeedback (newest first)."""
+        page_request = self._scoped(request)
+        return await self._call(self._stub.ListFeedback, page_request, self._unary_timeout(timeout_s))
 
     async def iter_feedback(
-        self, request: feedback_service_pb2.ListFeedbackRequest
+        self, request: feedback_service_pb2.ListFeedbackRequest | None = None, *, timeout_s: float | None = _UNSET
     ) -> AsyncIterator[feedback_pb2.Feedback]:
         """Every matching feedback, newest first, fetching pages as needed."""
-        page_request = feedback_service_pb2.ListFeedbackRequest()
-        page_request.CopyFrom(request)
+        page_request = self._scoped(request or feedback_service_pb2.ListFeedbackRequest())
         while True:
-            page = await self.list_page(page_request)
+            page = await self.list_page(page_request, timeout_s=timeout_s)
             for feedback in page.feedback:
                 yield feedback
             if not page.next_page_token:
                 return
             page_request.page_token = page.next_page_token
 
-    async def update(self, feedback: feedback_pb2.Feedback, paths: Iterable[str] = ()) -> feedback_pb2.Feedback:
+    async def update(
+        self, feedback: feedback_pb2.Feedback, paths: Iterable[str] = (), *, timeout_s: float | None = _UNSET
+    ) -> feedback_pb2.Feedback:
         """Change the fields named in ``paths`` (all set fields when empty); returns the new revision."""
-        request = feedback_service_pb2.UpdateFeedbackRequest(
-            feedback=feedback, update_mask=FieldMask(paths=list(paths))
+        item = feedback_pb2.Feedback()
+        item.CopyFrom(feedback)
+        item.project = item.project or self._project
+        request = feedback_service_pb2.UpdateFeedbackRequest(feedback=item, update_mask=FieldMask(paths=list(paths)))
+        response: feedback_service_pb2.UpdateFeedbackResponse = await self._call(
+            self._stub.UpdateFeedback, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
         )
-        response: feedback_service_pb2.UpdateFeedbackResponse = await self._call(self._stub.UpdateFeedback, request)
         return response.feedback
 
+    async def delete(self, feedback_id: str, *, project: str = "", timeout_s: float | None = _UNSET) -> None:
+        request = feedback_service_pb2.DeleteFeedbackRequest(project=project or self._project, feedback_id=feedback_id)
+        await self._call(self._stub.DeleteFeedback, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES)
+
     async def stream_aggregates(
-        self, request: feedback_service_pb2.StreamAggregatesRequest, *, timeout_s: float | None = None
+        self,
+        request: feedback_service_pb2.StreamAggregatesRequest,
+        *,
+        timeout_s: float | None = _UNSET,
+        resume: bool = True,
     ) -> AsyncIterator[feedback_service_pb2.StreamAggregatesResponse]:
         """Aggregates per group: the snapshot, a SnapshotComplete marker, then (with follow) updates.
 
-        Following streams have no deadline unless ``timeout_s`` is given.
+        With ``resume`` (the default), a stream broken by a transient failure (e.g. a server restart)
+        is reopened with backoff; the new stream starts with a fresh snapshot followed by a new
+        SnapshotComplete. Groups carry totals, not deltas, so the latest message per group is right.
         """
-        async for message in self._stream(self._stub.StreamAggregates, request, timeout_s):
+        stream_request = feedback_service_pb2.StreamAggregatesRequest()
+        stream_request.CopyFrom(request)
+        if not stream_request.filter.project:
+            stream_request.filter.project = self._project
+        timeout = self._connection.deadlines.stream_s if timeout_s is _UNSET else timeout_s
+        opener = self._opener(self._stub.StreamAggregates, timeout)
+        async for message in resumable(opener, stream_request, self.retry if resume else None):
             yield message
 
     async def export(
-        self, request: feedback_service_pb2.ExportFeedbackRequest, *, timeout_s: float | None = None
+        self,
+        request: feedback_service_pb2.ExportFeedbackRequest,
+        *,
+        timeout_s: float | None = _UNSET,
+        resume: bool = True,
     ) -> AsyncIterator[feedback_service_pb2.ExportFeedbackResponse]:
-        """Chunks of raw feedback, each with the cursor to resume after it."""
-        async for message in self._stream(self._stub.ExportFeedback, request, timeout_s):
-            yield message
+        """Chunks of raw feedback, each with the cursor to resume after it.
 
-    async def _stream(self, method: Callable[..., Any], request: object, timeout_s: float | None) -> AsyncIterator[Any]:
-        """A server stream with FeedbackError instead of raw gRPC errors; cancelled when the caller stops."""
-        call = method(request, timeout=timeout_s, metadata=self._metadata)
-        try:
-            async for message in call:
-                yield message
-        except grpc.aio.AioRpcError as error:
-            raise FeedbackError.from_rpc_error(error) from None
-        finally:
-            call.cancel()
+        With ``resume`` (the default), a transient failure reopens the export from the last cursor
+        received, so no chunk is repeated or skipped.
+        """
+        export_request = feedback_service_pb2.ExportFeedbackRequest()
+        export_request.CopyFrom(request)
+        if not export_request.filter.project:
+            export_request.filter.project = self._project
+        timeout = self._connection.deadlines.stream_s if timeout_s is _UNSET else timeout_s
+        opener = self._opener(self._stub.ExportFeedback, timeout)
+        async for chunk in resumable(opener, export_request, self.retry if resume else None, remember_cursor):
+            yield chunk
+
+    def _opener(self, method: Callable[..., Any], timeout_s: float | None) -> Callable[[Any], Any]:
+        def open_call(request: Any) -> Any:
+            return method(request, timeout=timeout_s, metadata=self._metadata)
+
+        return open_call
 
     async def compare_versions(
-        self, request: feedback_service_pb2.CompareVersionsRequest
+        self, request: feedback_service_pb2.CompareVersionsRequest, *, timeout_s: float | None = _UNSET
     ) -> feedback_service_pb2.CompareVersionsResponse:
-        response: feedback_service_pb2.CompareVersionsResponse = await self._call(self._stub.CompareVersions, request)
-        return response
+        compare_request = feedback_service_pb2.CompareVersionsRequest()
+        compare_request.CopyFrom(request)
+        compare_request.project = compare_request.project or self._project
+        return await self._call(self._stub.CompareVersions, compare_request, self._unary_timeout(timeout_s))
 
-    async def delete(self, project: str, feedback_id: str) -> None:
-        request = feedback_service_pb2.DeleteFeedbackRequest(project=project, feedback_id=feedback_id)
-        await self._call(self._stub.DeleteFeedback, request)
+    async def mint_feedback_token(
+        self, request: feedback_service_pb2.MintFeedbackTokenRequest, *, timeout_s: float | None = _UNSET
+    ) -> feedback_service_pb2.MintFeedbackTokenResponse:
+        """A signed end-user feedback token for one AI call (needs a key with the ingest scope)."""
+        mint_request = feedback_service_pb2.MintFeedbackTokenRequest()
+        mint_request.CopyFrom(request)
+        mint_request.project = mint_request.project or self._project
+        return await self._call(self._stub.MintFeedbackToken, mint_request, self._unary_timeout(timeout_s))
+
+    def _scoped(self, request: feedback_service_pb2.ListFeedbackRequest) -> feedback_service_pb2.ListFeedbackRequest:
+        scoped = feedback_service_pb2.ListFeedbackRequest()
+        scoped.CopyFrom(request)
+        scoped.project = scoped.project or self._project
+        return scoped
+
+    # ---- ApiKeyService ------------------------------------------------------------------------
+
+    async def create_api_key(
+        self, request: api_keys_pb2.CreateApiKeyRequest, *, timeout_s: float | None = _UNSET
+    ) -> api_keys_pb2.CreateApiKeyResponse:
+        """Create a key (admin scope). Not retried: a lost response would leave a second key."""
+        return await self._call(
+            self._keys_stub.CreateApiKey, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
+        )
+
+    async def list_api_keys(
+        self, request: api_keys_pb2.ListApiKeysRequest, *, timeout_s: float | None = _UNSET
+    ) -> api_keys_pb2.ListApiKeysResponse:
+        return await self._call(self._keys_stub.ListApiKeys, request, self._unary_timeout(timeout_s))
+
+    async def revoke_api_key(self, key_id: str, *, timeout_s: float | None = _UNSET) -> None:
+        request = api_keys_pb2.RevokeApiKeyRequest(key_id=key_id)
+        await self._call(self._keys_stub.RevokeApiKey, request, self._unary_timeout(timeout_s))
+
+    # ---- conveniences: store one piece of feedback now ----------------------------------------
+
+    async def thumbs_up(
+        self, trace_id: str | None = None, **options: Unpack[builders.FeedbackContext]
+    ) -> feedback_pb2.Feedback:
+        """Store a thumbs-up (key ``thumbs``, source USER) on a trace; see :mod:`feedback_client.builders`."""
+        return await self.create(builders.thumbs_up(trace_id, **options))
+
+    async def thumbs_down(
+        self, trace_id: str | None = None, **options: Unpack[builders.FeedbackContext]
+    ) -> feedback_pb2.Feedback:
+        """Store a thumbs-down (key ``thumbs``, source USER) on a trace."""
+        return await self.create(builders.thumbs_down(trace_id, **options))
+
+    async def score(
+        self, trace_id: str | None = None, *, key: str, value: float, **options: Unpack[builders.FeedbackContext]
+    ) -> feedback_pb2.Feedback:
+        """Store a numeric score under ``key``."""
+        return await self.create(builders.score(trace_id, key=key, value=value, **options))
+
+    async def label(
+        self, trace_id: str | None = None, *, key: str, value: str, **options: Unpack[builders.FeedbackContext]
+    ) -> feedback_pb2.Feedback:
+        """Store a categorical label under ``key``."""
+        return await self.create(builders.label(trace_id, key=key, value=value, **options))
+
+    async def comment(
+        self, trace_id: str | None = None, *, text: str, **options: Unpack[builders.FeedbackContext]
+    ) -> feedback_pb2.Feedback:
+        """Store a free-text comment (key ``comment``)."""
+        return await self.create(builders.comment(trace_id, text=text, **options))
+
+    async def correct(
+        self, trace_id: str | None = None, *, correction: str, **options: Unpack[builders.FeedbackContext]
+    ) -> feedback_pb2.Feedback:
+        """Store the right output for a trace (key ``correction``)."""
+        return await self.create(builders.correct(trace_id, correction=correction, **options))
+
+    # ---- background batching -------------------------------------------------------------------
+
+    def log(self, feedback: feedback_pb2.Feedback) -> str | None:
+        """Buffer feedback for background sending; returns its id at once (None if the buffer dropped it)."""
+        return self._batcher.log(feedback)
+
+    async def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything logged so far is delivered (or failed); False on timeout."""
+        return await asyncio.to_thread(self._batcher.flush, timeout_s)
+
+    def batch_stats(self) -> BatchStats:
+        return self._batcher.stats()
+
+    async def _open_batch_sender(self) -> _BatchSender:
+        """Runs on the batcher's own thread and loop: a client of its own, sharing only configuration."""
+        return _BatchSender(FeedbackClient.from_connection(self._connection, project=self._project))
+
+
+class _BatchSender:
+    """Adapts a FeedbackClient to the batcher's single-attempt sender."""
+
+    def __init__(self, client: FeedbackClient) -> None:
+        self._client = client
+
+    async def send_batch_once(self, items: list[feedback_pb2.Feedback]) -> list[feedback_pb2.Feedback | FeedbackError]:
+        return await self._client._send_batch(items, self._client.connection.deadlines.batch_s)
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -27,12 +27,15 @@ class FeedbackError(Exception):
         message: str,
         field_violations: tuple[FieldViolation, ...] = (),
         reason: str = "",
+        retry_delay_s: float | None = None,
     ) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
         self.field_violations = field_violations
         self.reason = reason
+        # The server's RetryInfo: how long to wait before trying again (rate limits, full queues).
+        self.retry_delay_s = retry_delay_s
 
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> FeedbackError:
@@ -46,14 +49,18 @@ class FeedbackError(Exception):
     def from_status(cls, code: grpc.StatusCode, message: str, status: status_pb2.Status) -> FeedbackError:
         violations: list[FieldViolation] = []
         reason = ""
+        retry_delay_s: float | None = None
         for detail in status.details:
             bad_request = error_details_pb2.BadRequest()
             info = error_details_pb2.ErrorInfo()
+            retry_info = error_details_pb2.RetryInfo()
             if detail.Unpack(bad_request):
                 violations += [FieldViolation(v.field, v.description) for v in bad_request.field_violations]
             elif detail.Unpack(info):
                 reason = info.reason
-        return cls(code, message, tuple(violations), reason)
+            elif detail.Unpack(retry_info):
+                retry_delay_s = retry_info.retry_delay.ToTimedelta().total_seconds()
+        return cls(code, message, tuple(violations), reason, retry_delay_s)
 
     @classmethod
     def from_status_proto(cls, status: status_pb2.Status) -> FeedbackError:
