@@ -51,6 +51,7 @@ class SyncFeedbackClient:
             return FeedbackClient(target, **options)
 
         self._client = self._thread.run(open_client())
+        self._closed = False
 
     def __enter__(self) -> SyncFeedbackClient:
         return self
@@ -61,7 +62,10 @@ class SyncFeedbackClient:
         self.close()
 
     def close(self) -> None:
-        """Deliver what ``log()`` buffered, then close the channel and the loop thread."""
+        """Deliver what ``log()`` buffered, then close the channel and the loop thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._thread.run(self._client.close())
         self._thread.stop()
 
