@@ -12,7 +12,15 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from feedback_proto.v1 import api_keys_pb2, api_keys_pb2_grpc, feedback_service_pb2, feedback_service_pb2_grpc
+from feedback_proto.v1 import (
+    api_keys_pb2,
+    api_keys_pb2_grpc,
+    feedback_keys_pb2,
+    feedback_keys_pb2_grpc,
+    feedback_service_pb2,
+    feedback_service_pb2_grpc,
+)
+from feedback_service.api.feedback_key_servicer import FeedbackKeyServicer
 from feedback_service.api.interceptors import ErrorAndLoggingInterceptor
 from feedback_service.api.key_servicer import ApiKeyServicer
 from feedback_service.api.servicer import FeedbackServicer
@@ -22,11 +30,13 @@ from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.domain.evaluation import EvaluationOperations
 from feedback_service.domain.feedback_tokens import TokenAuthority
 from feedback_service.domain.key_admin import ApiKeyOperations
-from feedback_service.domain.operations import FeedbackOperations
+from feedback_service.domain.key_schemas import KeySchemaOperations, KeySchemaRegistry
+from feedback_service.domain.operations import FeedbackOperations, utc_now
 from feedback_service.domain.rate_limit import RateLimiter
 from feedback_service.local_admin_key import ensure_local_admin_key
 from feedback_service.store.api_key_store import ClickHouseApiKeyStore
 from feedback_service.store.engine import ClickHouseEngine
+from feedback_service.store.feedback_key_store import ClickHouseKeySchemaStore
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore
 from feedback_service.store.migrations import Migration, apply_migrations
 
@@ -34,6 +44,7 @@ _log = structlog.get_logger("feedback_service.server")
 
 SERVICE_NAME = feedback_service_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name
 KEY_SERVICE_NAME = api_keys_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name
+SCHEMA_SERVICE_NAME = feedback_keys_pb2.DESCRIPTOR.services_by_name["FeedbackKeyService"].full_name
 # gRPC messages up to 64 MiB: a 1,000-item batch of long corrections fits.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 STORAGE_PROBE_S = 1.0
@@ -92,13 +103,18 @@ class FeedbackServer:
         applied = await migrate(self.engine)
         _log.info("migrated", storage=self.engine.config.describe, applied=[m.name for m in applied])
         self.store.start()
-        servicer = FeedbackServicer(FeedbackOperations(self.store), EvaluationOperations(self.store), self.tokens)
+        schema_store = ClickHouseKeySchemaStore(self.engine)
+        schemas = KeySchemaRegistry(schema_store)
+        operations = FeedbackOperations(self.store, schemas=schemas)
+        servicer = FeedbackServicer(operations, EvaluationOperations(self.store), self.tokens)
         feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, self._server)
+        schema_servicer = FeedbackKeyServicer(KeySchemaOperations(schema_store, schemas, clock=utc_now))
+        feedback_keys_pb2_grpc.add_FeedbackKeyServiceServicer_to_server(schema_servicer, self._server)
         if self.authenticator is not None:
             key_servicer = ApiKeyServicer(ApiKeyOperations(self.keys, self.authenticator))
             api_keys_pb2_grpc.add_ApiKeyServiceServicer_to_server(key_servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        services = [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        services = [SERVICE_NAME, SCHEMA_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
         if self.authenticator is not None:
             services.append(KEY_SERVICE_NAME)
         reflection.enable_server_reflection(services, self._server)

@@ -10,6 +10,8 @@ from feedback_service.domain.errors import PermissionDeniedError
 
 _FEEDBACK = "/feedback.v1.FeedbackService/"
 _KEYS = "/feedback.v1.ApiKeyService/"
+_SCHEMAS = "/feedback.v1.FeedbackKeyService/"
+_ANNOTATION = "/feedback.v1.AnnotationService/"
 
 # Any one of the listed scopes allows the call.
 METHOD_SCOPES: dict[str, frozenset[Scope]] = {
@@ -26,6 +28,19 @@ METHOD_SCOPES: dict[str, frozenset[Scope]] = {
     _KEYS + "CreateApiKey": frozenset({Scope.ADMIN}),
     _KEYS + "ListApiKeys": frozenset({Scope.ADMIN}),
     _KEYS + "RevokeApiKey": frozenset({Scope.ADMIN}),
+    _SCHEMAS + "CreateFeedbackKey": frozenset({Scope.ANNOTATE}),
+    _SCHEMAS + "GetFeedbackKey": frozenset({Scope.READ, Scope.ANNOTATE}),
+    _SCHEMAS + "ListFeedbackKeys": frozenset({Scope.READ, Scope.ANNOTATE}),
+    _SCHEMAS + "UpdateFeedbackKey": frozenset({Scope.ANNOTATE}),
+    _SCHEMAS + "ArchiveFeedbackKey": frozenset({Scope.ANNOTATE}),
+    _ANNOTATION + "CreateQueue": frozenset({Scope.ANNOTATE}),
+    _ANNOTATION + "AddQueueItems": frozenset({Scope.ANNOTATE}),
+    _ANNOTATION + "ListQueues": frozenset({Scope.READ, Scope.ANNOTATE}),
+    _ANNOTATION + "GetQueueStats": frozenset({Scope.READ, Scope.ANNOTATE}),
+    _ANNOTATION + "ClaimNextItem": frozenset({Scope.ANNOTATE}),
+    _ANNOTATION + "SubmitAnnotation": frozenset({Scope.ANNOTATE}),
+    _ANNOTATION + "SkipItem": frozenset({Scope.ANNOTATE}),
+    _ANNOTATION + "GetAgreement": frozenset({Scope.READ, Scope.ANNOTATE}),
 }
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=UNAUTHENTICATED_LOCAL)

@@ -100,3 +100,39 @@ class DeadlineExceededError(FeedbackServiceError):
     """The call's deadline passed before its work was done."""
 
     reason = "DEADLINE_EXCEEDED"
+
+
+class KeyNotFoundError(NotFoundError):
+    """No feedback key schema of that name in the project."""
+
+    reason = "FEEDBACK_KEY_NOT_FOUND"
+
+
+class KeyExistsError(AlreadyExistsError):
+    """A feedback key of that name is already defined (perhaps archived)."""
+
+    reason = "FEEDBACK_KEY_EXISTS"
+
+
+class KeyArchivedError(FailedPreconditionError):
+    """The feedback key is archived and takes no new feedback."""
+
+    reason = "FEEDBACK_KEY_ARCHIVED"
+
+
+class QueueNotFoundError(NotFoundError):
+    """No annotation queue with that id in the project."""
+
+    reason = "QUEUE_NOT_FOUND"
+
+
+class QueueEmptyError(NotFoundError):
+    """Nothing left in the queue for this reviewer."""
+
+    reason = "QUEUE_EMPTY"
+
+
+class LeaseExpiredError(FailedPreconditionError):
+    """The claim's lease ended (or the claim is unknown, or already used); nothing was stored."""
+
+    reason = "LEASE_EXPIRED"

@@ -11,9 +11,12 @@ from feedback_service.domain.errors import (
     FeedbackServiceError,
     FieldViolation,
     InvalidArgumentError,
+    KeyArchivedError,
     NotFoundError,
 )
+from feedback_service.domain.feedback_keys import check_against_schema
 from feedback_service.domain.fingerprint import create_fingerprint
+from feedback_service.domain.key_schemas import KeySchemaRegistry
 from feedback_service.domain.listing import (
     FeedbackFilter,
     PageCursor,
@@ -46,14 +49,19 @@ def utc_now() -> datetime:
 class FeedbackOperations:
     """Create, read, update and delete feedback, enforcing the API's semantics."""
 
-    def __init__(self, store: FeedbackStore, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: FeedbackStore, *, clock: Clock = utc_now, schemas: KeySchemaRegistry | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
+        # Key schemas the feedback of a key must follow; None: every key is free-form.
+        self._schemas = schemas
         self._last_time = datetime.min.replace(tzinfo=UTC)
 
     async def create(self, draft: FeedbackInput, *, actor: str = "") -> Feedback:
         """``actor`` is the key id of the caller's credential, kept for audit."""
         new = self._prepare(draft, actor)
+        await self._check_schema(new.feedback)
         (outcome,) = await self._store.create([new])
         return _resolve(outcome)
 
@@ -71,8 +79,10 @@ class FeedbackOperations:
         valid: list[tuple[int, NewFeedback]] = []
         for position, draft in enumerate(drafts):
             try:
-                valid.append((position, self._prepare(draft, actor)))
-            except InvalidArgumentError as error:
+                new = self._prepare(draft, actor)
+                await self._check_schema(new.feedback)
+                valid.append((position, new))
+            except (InvalidArgumentError, KeyArchivedError) as error:
                 results.append(error)
             else:
                 results.append(_NOT_STORED_YET)
@@ -115,9 +125,14 @@ class FeedbackOperations:
     async def update(self, draft: FeedbackInput, mask: Sequence[str], *, actor: str = "") -> Feedback:
         _check_identity(draft.project, draft.feedback_id, prefix="feedback")
         now = self._now()
+        schemas = await self._schemas.for_project(draft.project) if self._schemas else {}
 
         def change(current: Feedback) -> Feedback:
-            return dataclasses.replace(apply_update(current, draft, mask, now), updated_by=actor)
+            updated = dataclasses.replace(apply_update(current, draft, mask, now), updated_by=actor)
+            found = ViolationCollector("feedback")
+            check_against_schema(updated, schemas.get(updated.key), found)
+            found.raise_if_any()
+            return updated
 
         # The store applies the change to the revision current at write time, never to a stale read.
         return await self._store.update(draft.project, draft.feedback_id, change)
@@ -132,6 +147,15 @@ class FeedbackOperations:
             # A fresh server UUID has no earlier create to compare with, so no retry to recognise.
             return NewFeedback(feedback=feedback, fingerprint="", check_existing=False)
         return NewFeedback(feedback=feedback, fingerprint=create_fingerprint(feedback))
+
+    async def _check_schema(self, feedback: Feedback) -> None:
+        """INVALID_ARGUMENT when the feedback breaks its key's schema; FAILED_PRECONDITION for archived keys."""
+        if self._schemas is None:
+            return
+        schemas = await self._schemas.for_project(feedback.project)
+        found = ViolationCollector("feedback")
+        check_against_schema(feedback, schemas.get(feedback.key), found)
+        found.raise_if_any()
 
     def _now(self) -> datetime:
         # Strictly increasing: writes of one process never share a timestamp, so "newer" is always

@@ -102,11 +102,12 @@ def _check_trace_id(trace_id: str, found: ViolationCollector) -> None:
         _check_opaque_id(trace_id, "trace_id", MAX_TRACE_ID, found)
 
 
-def _check_key(key: str, found: ViolationCollector) -> None:
+def check_key(key: str, found: ViolationCollector, name: str = "key") -> None:
+    """A feedback key name: the same rule for feedback and for key schemas."""
     if not key:
-        found.add("key", "is required")
+        found.add(name, "is required")
     elif not _KEY.fullmatch(key):
-        found.add("key", "must be a lower-case identifier: a letter, then letters, digits or '_', at most 64 in all")
+        found.add(name, "must be a lower-case identifier: a letter, then letters, digits or '_', at most 64 in all")
 
 
 def validated_value(draft: FeedbackInput, found: ViolationCollector) -> FeedbackValue:
@@ -164,7 +165,7 @@ def validate_new_feedback(
     _check_opaque_id(draft.session_id, "session_id", MAX_SESSION_ID, found)
     _check_length(draft.model, "model", MAX_MODEL, found)
     _check_length(draft.model_version, "model_version", MAX_MODEL_VERSION, found)
-    _check_key(draft.key, found)
+    check_key(draft.key, found)
     value = validated_value(draft, found)
     check_content(value, draft.comment, draft.correction, found)
     if draft.source not in Source.__members__.values():
