@@ -10,7 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the SDK may bring: gRPC, protobuf and the google.rpc messages. Nothing of the server.
-ALLOWED = {"feedback-client", "grpcio", "protobuf", "googleapis-common-protos", "typing-extensions", "pip", "setuptools"}
+ALLOWED = {
+    "feedback-client", "grpcio", "protobuf", "googleapis-common-protos", "typing-extensions", "pip", "setuptools",
+}  # fmt: skip
 SERVER_ONLY = {"clickhouse-connect", "chdb", "structlog", "rich", "feedback-service", "grpcio-health-checking"}
 
 

@@ -1,5 +1,7 @@
 """Feedback key schemas: defined, read, changed and archived; feedback for a key with a schema follows it."""
 
+# The stubs come from fixtures and are untyped here: grpc.aio stubs are typed only in .pyi files.
+# mypy: disable-error-code="no-untyped-def"
 from __future__ import annotations
 
 import grpc
@@ -53,7 +55,7 @@ def feedback(project: str, key: str, **fields: object) -> feedback_pb2.Feedback:
     return feedback_pb2.Feedback(project=project, trace_id="t1", key=key, **fields)  # type: ignore[arg-type]
 
 
-async def test_a_key_is_created_read_listed_updated_and_archived(keys, project: str) -> None:  # type: ignore[no-untyped-def]
+async def test_a_key_is_created_read_listed_updated_and_archived(keys, project: str) -> None:
     await define(keys, project, SCORE_KEY, LABEL_KEY)
     got = (await keys.GetFeedbackKey(keys_pb.GetFeedbackKeyRequest(project=project, name="helpfulness"))).feedback_key
     assert (got.kind, got.score_min, got.score_max, got.score_step, got.higher_is_better) == (
@@ -74,7 +76,7 @@ async def test_a_key_is_created_read_listed_updated_and_archived(keys, project: 
     assert [(k.name, k.archived) for k in everything.feedback_keys] == [("helpfulness", False), ("topic", True)]
 
 
-async def test_a_taken_name_is_already_exists_and_an_unknown_one_not_found(keys, project: str) -> None:  # type: ignore[no-untyped-def]
+async def test_a_taken_name_is_already_exists_and_an_unknown_one_not_found(keys, project: str) -> None:
     await define(keys, project, THUMBS_KEY)
     with pytest.raises(grpc.aio.AioRpcError) as taken:
         await define(keys, project, THUMBS_KEY)
@@ -86,7 +88,7 @@ async def test_a_taken_name_is_already_exists_and_an_unknown_one_not_found(keys,
     assert error_reason(missing.value) == "FEEDBACK_KEY_NOT_FOUND"
 
 
-async def test_bad_definitions_name_each_broken_rule(keys, project: str) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_definitions_name_each_broken_rule(keys, project: str) -> None:
     cases = [
         (keys_pb.FeedbackKey(name="Bad", kind=keys_pb.FEEDBACK_KEY_KIND_THUMBS), {"feedback_key.name"}),
         (keys_pb.FeedbackKey(name="k"), {"feedback_key.kind"}),
@@ -113,7 +115,7 @@ def test_the_kind_of_a_key_cannot_change_by_update() -> None:
         validate_schema(KeySchema(project="p", name="k", kind=KeyKind.SCORE, score_min=0, score_max=0))
 
 
-async def test_feedback_for_a_key_with_a_schema_follows_it(stub, keys, project: str) -> None:  # type: ignore[no-untyped-def]
+async def test_feedback_for_a_key_with_a_schema_follows_it(stub, keys, project: str) -> None:
     await define(keys, project, SCORE_KEY, LABEL_KEY, TEXT_KEY, THUMBS_KEY)
     refused = {
         "score out of range": (feedback(project, "helpfulness", score=7), "feedback.score", "outside the range"),
@@ -144,7 +146,7 @@ async def test_feedback_for_a_key_with_a_schema_follows_it(stub, keys, project: 
     assert results.results[6].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
-async def test_updates_are_checked_against_the_schema(stub, keys, project: str) -> None:  # type: ignore[no-untyped-def]
+async def test_updates_are_checked_against_the_schema(stub, keys, project: str) -> None:
     await define(keys, project, SCORE_KEY)
     stored = (
         await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback(project, "helpfulness", score=3)))
@@ -158,7 +160,7 @@ async def test_updates_are_checked_against_the_schema(stub, keys, project: str) 
     assert (unchanged.feedback.score, unchanged.feedback.revision) == (3, 1)
 
 
-async def test_an_archived_key_takes_no_new_feedback(stub, keys, project: str) -> None:  # type: ignore[no-untyped-def]
+async def test_an_archived_key_takes_no_new_feedback(stub, keys, project: str) -> None:
     await define(keys, project, THUMBS_KEY)
     await stub.CreateFeedback(
         pb.CreateFeedbackRequest(feedback=feedback(project, "thumbs", thumb=feedback_pb2.THUMB_UP))
@@ -174,7 +176,7 @@ async def test_an_archived_key_takes_no_new_feedback(stub, keys, project: str) -
     assert len(listed.feedback) == 1  # stored feedback stays
 
 
-async def test_a_schema_change_applies_to_the_next_write(stub, keys, project: str) -> None:  # type: ignore[no-untyped-def]
+async def test_a_schema_change_applies_to_the_next_write(stub, keys, project: str) -> None:
     await define(keys, project, SCORE_KEY)
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=feedback(project, "helpfulness", score=10)))

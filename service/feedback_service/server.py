@@ -13,6 +13,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from feedback_proto.v1 import (
+    annotation_pb2,
+    annotation_pb2_grpc,
     api_keys_pb2,
     api_keys_pb2_grpc,
     feedback_keys_pb2,
@@ -20,11 +22,13 @@ from feedback_proto.v1 import (
     feedback_service_pb2,
     feedback_service_pb2_grpc,
 )
+from feedback_service.api.annotation_servicer import AnnotationServicer
 from feedback_service.api.feedback_key_servicer import FeedbackKeyServicer
 from feedback_service.api.interceptors import ErrorAndLoggingInterceptor
 from feedback_service.api.key_servicer import ApiKeyServicer
 from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings
+from feedback_service.domain.annotation_ops import AnnotationOperations
 from feedback_service.domain.api_keys import Authenticator
 from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.domain.evaluation import EvaluationOperations
@@ -34,6 +38,7 @@ from feedback_service.domain.key_schemas import KeySchemaOperations, KeySchemaRe
 from feedback_service.domain.operations import FeedbackOperations, utc_now
 from feedback_service.domain.rate_limit import RateLimiter
 from feedback_service.local_admin_key import ensure_local_admin_key
+from feedback_service.store.annotation_store import ClickHouseAnnotationStore
 from feedback_service.store.api_key_store import ClickHouseApiKeyStore
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.feedback_key_store import ClickHouseKeySchemaStore
@@ -44,6 +49,7 @@ _log = structlog.get_logger("feedback_service.server")
 
 SERVICE_NAME = feedback_service_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name
 KEY_SERVICE_NAME = api_keys_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name
+ANNOTATION_SERVICE_NAME = annotation_pb2.DESCRIPTOR.services_by_name["AnnotationService"].full_name
 SCHEMA_SERVICE_NAME = feedback_keys_pb2.DESCRIPTOR.services_by_name["FeedbackKeyService"].full_name
 # gRPC messages up to 64 MiB: a 1,000-item batch of long corrections fits.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -110,11 +116,19 @@ class FeedbackServer:
         feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, self._server)
         schema_servicer = FeedbackKeyServicer(KeySchemaOperations(schema_store, schemas, clock=utc_now))
         feedback_keys_pb2_grpc.add_FeedbackKeyServiceServicer_to_server(schema_servicer, self._server)
+        annotation = AnnotationOperations(ClickHouseAnnotationStore(self.engine), operations, schemas, clock=utc_now)
+        annotation_pb2_grpc.add_AnnotationServiceServicer_to_server(AnnotationServicer(annotation), self._server)
         if self.authenticator is not None:
             key_servicer = ApiKeyServicer(ApiKeyOperations(self.keys, self.authenticator))
             api_keys_pb2_grpc.add_ApiKeyServiceServicer_to_server(key_servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        services = [SERVICE_NAME, SCHEMA_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        services = [
+            SERVICE_NAME,
+            SCHEMA_SERVICE_NAME,
+            ANNOTATION_SERVICE_NAME,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ]
         if self.authenticator is not None:
             services.append(KEY_SERVICE_NAME)
         reflection.enable_server_reflection(services, self._server)

@@ -95,6 +95,22 @@ class FeedbackOperations:
                     results[position] = error
         return results
 
+    async def create_all(self, drafts: Sequence[FeedbackInput], *, actor: str = "") -> list[Feedback]:
+        """Store every item or none: all are validated (paths ``feedback[i]``) before one write."""
+        prepared: list[NewFeedback] = []
+        violations: list[FieldViolation] = []
+        for position, draft in enumerate(drafts):
+            try:
+                new = self._prepare(draft, actor, prefix=f"feedback[{position}]")
+                await self._check_schema(new.feedback, prefix=f"feedback[{position}]")
+                prepared.append(new)
+            except InvalidArgumentError as error:
+                violations += error.violations
+        if violations:
+            raise InvalidArgumentError(violations)
+        outcomes = await self._store.create(prepared)
+        return [_resolve(outcome) for outcome in outcomes]
+
     async def get(self, project: str, feedback_id: str) -> Feedback:
         _check_identity(project, feedback_id)
         found = await self._store.get(project, feedback_id)
@@ -141,19 +157,19 @@ class FeedbackOperations:
         _check_identity(project, feedback_id)
         await self._store.delete(project, feedback_id, self._now(), actor=actor)
 
-    def _prepare(self, draft: FeedbackInput, actor: str) -> NewFeedback:
-        feedback = validate_new_feedback(draft, now=self._now(), actor=actor)
+    def _prepare(self, draft: FeedbackInput, actor: str, prefix: str = "feedback") -> NewFeedback:
+        feedback = validate_new_feedback(draft, now=self._now(), actor=actor, prefix=prefix)
         if not draft.feedback_id:
             # A fresh server UUID has no earlier create to compare with, so no retry to recognise.
             return NewFeedback(feedback=feedback, fingerprint="", check_existing=False)
         return NewFeedback(feedback=feedback, fingerprint=create_fingerprint(feedback))
 
-    async def _check_schema(self, feedback: Feedback) -> None:
+    async def _check_schema(self, feedback: Feedback, prefix: str = "feedback") -> None:
         """INVALID_ARGUMENT when the feedback breaks its key's schema; FAILED_PRECONDITION for archived keys."""
         if self._schemas is None:
             return
         schemas = await self._schemas.for_project(feedback.project)
-        found = ViolationCollector("feedback")
+        found = ViolationCollector(prefix)
         check_against_schema(feedback, schemas.get(feedback.key), found)
         found.raise_if_any()
 
