@@ -22,11 +22,22 @@ from feedback_client.retry import (
     call_with_retry,
 )
 from feedback_client.streams import remember_cursor, resumable
-from feedback_proto.v1 import api_keys_pb2, api_keys_pb2_grpc, feedback_pb2, feedback_service_pb2
+from feedback_proto.v1 import (
+    annotation_pb2,
+    annotation_pb2_grpc,
+    api_keys_pb2,
+    api_keys_pb2_grpc,
+    feedback_keys_pb2,
+    feedback_keys_pb2_grpc,
+    feedback_pb2,
+    feedback_service_pb2,
+)
 from feedback_proto.v1 import feedback_service_pb2_grpc as service_grpc
 
 if TYPE_CHECKING:
+    from feedback_proto.v1.annotation_pb2_grpc import AnnotationServiceAsyncStub
     from feedback_proto.v1.api_keys_pb2_grpc import ApiKeyServiceAsyncStub
+    from feedback_proto.v1.feedback_keys_pb2_grpc import FeedbackKeyServiceAsyncStub
     from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub
 
 Response = TypeVar("Response")
@@ -83,6 +94,8 @@ class FeedbackClient:
         self._channel = self._connection.open_channel()
         self._stub: FeedbackServiceAsyncStub = service_grpc.FeedbackServiceStub(self._channel)  # type: ignore[assignment]
         self._keys_stub: ApiKeyServiceAsyncStub = api_keys_pb2_grpc.ApiKeyServiceStub(self._channel)  # type: ignore[assignment]
+        self._schema_stub: FeedbackKeyServiceAsyncStub = feedback_keys_pb2_grpc.FeedbackKeyServiceStub(self._channel)  # type: ignore[assignment]
+        self._review_stub: AnnotationServiceAsyncStub = annotation_pb2_grpc.AnnotationServiceStub(self._channel)  # type: ignore[assignment]
         self._metadata = self._connection.metadata()
         self._batcher = BackgroundBatcher(self._open_batch_sender, batching or BatchingOptions(), self.retry, project)
 
@@ -351,6 +364,156 @@ class FeedbackClient:
     async def revoke_api_key(self, key_id: str, *, timeout_s: float | None = _UNSET) -> None:
         request = api_keys_pb2.RevokeApiKeyRequest(key_id=key_id)
         await self._call(self._keys_stub.RevokeApiKey, request, self._unary_timeout(timeout_s))
+
+    # ---- FeedbackKeyService: key schemas -------------------------------------------------------
+
+    async def create_feedback_key(
+        self, feedback_key: feedback_keys_pb2.FeedbackKey, *, timeout_s: float | None = _UNSET
+    ) -> feedback_keys_pb2.FeedbackKey:
+        """Define a key's schema; feedback for the key is validated against it from then on."""
+        request = feedback_keys_pb2.CreateFeedbackKeyRequest(feedback_key=feedback_key)
+        request.feedback_key.project = request.feedback_key.project or self._project
+        response: feedback_keys_pb2.CreateFeedbackKeyResponse = await self._call(
+            self._schema_stub.CreateFeedbackKey, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
+        )
+        return response.feedback_key
+
+    async def get_feedback_key(
+        self, name: str, *, project: str = "", timeout_s: float | None = _UNSET
+    ) -> feedback_keys_pb2.FeedbackKey:
+        request = feedback_keys_pb2.GetFeedbackKeyRequest(project=project or self._project, name=name)
+        response: feedback_keys_pb2.GetFeedbackKeyResponse = await self._call(
+            self._schema_stub.GetFeedbackKey, request, self._unary_timeout(timeout_s)
+        )
+        return response.feedback_key
+
+    async def list_feedback_keys(
+        self, *, project: str = "", show_archived: bool = False, timeout_s: float | None = _UNSET
+    ) -> list[feedback_keys_pb2.FeedbackKey]:
+        request = feedback_keys_pb2.ListFeedbackKeysRequest(
+            project=project or self._project, show_archived=show_archived
+        )
+        response: feedback_keys_pb2.ListFeedbackKeysResponse = await self._call(
+            self._schema_stub.ListFeedbackKeys, request, self._unary_timeout(timeout_s)
+        )
+        return list(response.feedback_keys)
+
+    async def update_feedback_key(
+        self,
+        feedback_key: feedback_keys_pb2.FeedbackKey,
+        paths: Iterable[str] = (),
+        *,
+        timeout_s: float | None = _UNSET,
+    ) -> feedback_keys_pb2.FeedbackKey:
+        request = feedback_keys_pb2.UpdateFeedbackKeyRequest(
+            feedback_key=feedback_key, update_mask=FieldMask(paths=list(paths))
+        )
+        request.feedback_key.project = request.feedback_key.project or self._project
+        response: feedback_keys_pb2.UpdateFeedbackKeyResponse = await self._call(
+            self._schema_stub.UpdateFeedbackKey, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
+        )
+        return response.feedback_key
+
+    async def archive_feedback_key(
+        self, name: str, *, project: str = "", timeout_s: float | None = _UNSET
+    ) -> feedback_keys_pb2.FeedbackKey:
+        request = feedback_keys_pb2.ArchiveFeedbackKeyRequest(project=project or self._project, name=name)
+        response: feedback_keys_pb2.ArchiveFeedbackKeyResponse = await self._call(
+            self._schema_stub.ArchiveFeedbackKey, request, self._unary_timeout(timeout_s)
+        )
+        return response.feedback_key
+
+    # ---- AnnotationService: queues, claims, agreement -------------------------------------------
+
+    async def create_queue(
+        self, queue: annotation_pb2.Queue, *, timeout_s: float | None = _UNSET
+    ) -> annotation_pb2.Queue:
+        request = annotation_pb2.CreateQueueRequest(queue=queue)
+        request.queue.project = request.queue.project or self._project
+        response: annotation_pb2.CreateQueueResponse = await self._call(
+            self._review_stub.CreateQueue, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
+        )
+        return response.queue
+
+    async def add_queue_items(
+        self, request: annotation_pb2.AddQueueItemsRequest, *, timeout_s: float | None = _UNSET
+    ) -> annotation_pb2.AddQueueItemsResponse:
+        """Add traces, or every trace whose feedback matches ``from_feedback``; re-adding is harmless."""
+        scoped = annotation_pb2.AddQueueItemsRequest()
+        scoped.CopyFrom(request)
+        scoped.project = scoped.project or self._project
+        return await self._call(self._review_stub.AddQueueItems, scoped, self._unary_timeout(timeout_s))
+
+    async def list_queues(self, *, project: str = "", timeout_s: float | None = _UNSET) -> list[annotation_pb2.Queue]:
+        request = annotation_pb2.ListQueuesRequest(project=project or self._project)
+        response: annotation_pb2.ListQueuesResponse = await self._call(
+            self._review_stub.ListQueues, request, self._unary_timeout(timeout_s)
+        )
+        return list(response.queues)
+
+    async def get_queue_stats(
+        self, queue_id: str, *, project: str = "", timeout_s: float | None = _UNSET
+    ) -> annotation_pb2.GetQueueStatsResponse:
+        request = annotation_pb2.GetQueueStatsRequest(project=project or self._project, queue_id=queue_id)
+        return await self._call(self._review_stub.GetQueueStats, request, self._unary_timeout(timeout_s))
+
+    async def claim_next_item(
+        self, queue_id: str, reviewer: str, *, project: str = "", timeout_s: float | None = _UNSET
+    ) -> annotation_pb2.ClaimNextItemResponse | None:
+        """The next item for ``reviewer`` with its lease, or None when nothing is left for them.
+
+        Retried only on RESOURCE_EXHAUSTED: a lost response would leave a claim held until its lease ends.
+        """
+        request = annotation_pb2.ClaimNextItemRequest(
+            project=project or self._project, queue_id=queue_id, reviewer=reviewer
+        )
+        try:
+            response: annotation_pb2.ClaimNextItemResponse = await self._call(
+                self._review_stub.ClaimNextItem, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
+            )
+        except FeedbackError as error:
+            if error.reason == "QUEUE_EMPTY":
+                return None
+            raise
+        return response
+
+    async def submit_annotation(
+        self,
+        queue_id: str,
+        claim_id: str,
+        feedback: Sequence[feedback_pb2.Feedback],
+        *,
+        project: str = "",
+        timeout_s: float | None = _UNSET,
+    ) -> list[feedback_pb2.Feedback]:
+        """Store the reviewer's feedback on a claimed item (all or nothing); safe to retry."""
+        request = annotation_pb2.SubmitAnnotationRequest(
+            project=project or self._project, queue_id=queue_id, claim_id=claim_id, feedback=feedback
+        )
+        response: annotation_pb2.SubmitAnnotationResponse = await self._call(
+            self._review_stub.SubmitAnnotation, request, self._unary_timeout(timeout_s)
+        )
+        return list(response.feedback)
+
+    async def skip_item(
+        self, queue_id: str, claim_id: str, *, project: str = "", timeout_s: float | None = _UNSET
+    ) -> None:
+        request = annotation_pb2.SkipItemRequest(project=project or self._project, queue_id=queue_id, claim_id=claim_id)
+        await self._call(
+            self._review_stub.SkipItem, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
+        )
+
+    async def get_agreement(
+        self, request: annotation_pb2.GetAgreementRequest, *, timeout_s: float | None = _UNSET
+    ) -> list[annotation_pb2.KeyAgreement]:
+        """Agreement between reviewers per key, for a queue or a key."""
+        scoped = annotation_pb2.GetAgreementRequest()
+        scoped.CopyFrom(request)
+        scoped.project = scoped.project or self._project
+        response: annotation_pb2.GetAgreementResponse = await self._call(
+            self._review_stub.GetAgreement, scoped, self._unary_timeout(timeout_s)
+        )
+        return list(response.agreements)
 
     # ---- conveniences: store one piece of feedback now ----------------------------------------
 

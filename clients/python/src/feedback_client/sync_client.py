@@ -15,7 +15,7 @@ from feedback_client.connection import DEFAULT_TARGET, Deadlines
 from feedback_client.errors import FeedbackError
 from feedback_client.loop_thread import LoopThread
 from feedback_client.retry import RetryPolicy
-from feedback_proto.v1 import api_keys_pb2, feedback_pb2, feedback_service_pb2
+from feedback_proto.v1 import annotation_pb2, api_keys_pb2, feedback_keys_pb2, feedback_pb2, feedback_service_pb2
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -143,6 +143,57 @@ class SyncFeedbackClient:
 
     def revoke_api_key(self, key_id: str, **call: Any) -> None:
         self._thread.run(self._client.revoke_api_key(key_id, **call))
+
+    # FeedbackKeyService
+    def create_feedback_key(
+        self, feedback_key: feedback_keys_pb2.FeedbackKey, **call: Any
+    ) -> feedback_keys_pb2.FeedbackKey:
+        return self._thread.run(self._client.create_feedback_key(feedback_key, **call))
+
+    def get_feedback_key(self, name: str, **call: Any) -> feedback_keys_pb2.FeedbackKey:
+        return self._thread.run(self._client.get_feedback_key(name, **call))
+
+    def list_feedback_keys(self, **call: Any) -> list[feedback_keys_pb2.FeedbackKey]:
+        return self._thread.run(self._client.list_feedback_keys(**call))
+
+    def update_feedback_key(
+        self, feedback_key: feedback_keys_pb2.FeedbackKey, paths: Iterable[str] = (), **call: Any
+    ) -> feedback_keys_pb2.FeedbackKey:
+        return self._thread.run(self._client.update_feedback_key(feedback_key, paths, **call))
+
+    def archive_feedback_key(self, name: str, **call: Any) -> feedback_keys_pb2.FeedbackKey:
+        return self._thread.run(self._client.archive_feedback_key(name, **call))
+
+    # AnnotationService
+    def create_queue(self, queue: annotation_pb2.Queue, **call: Any) -> annotation_pb2.Queue:
+        return self._thread.run(self._client.create_queue(queue, **call))
+
+    def add_queue_items(
+        self, request: annotation_pb2.AddQueueItemsRequest, **call: Any
+    ) -> annotation_pb2.AddQueueItemsResponse:
+        return self._thread.run(self._client.add_queue_items(request, **call))
+
+    def list_queues(self, **call: Any) -> list[annotation_pb2.Queue]:
+        return self._thread.run(self._client.list_queues(**call))
+
+    def get_queue_stats(self, queue_id: str, **call: Any) -> annotation_pb2.GetQueueStatsResponse:
+        return self._thread.run(self._client.get_queue_stats(queue_id, **call))
+
+    def claim_next_item(self, queue_id: str, reviewer: str, **call: Any) -> annotation_pb2.ClaimNextItemResponse | None:
+        return self._thread.run(self._client.claim_next_item(queue_id, reviewer, **call))
+
+    def submit_annotation(
+        self, queue_id: str, claim_id: str, feedback: Sequence[feedback_pb2.Feedback], **call: Any
+    ) -> list[feedback_pb2.Feedback]:
+        return self._thread.run(self._client.submit_annotation(queue_id, claim_id, feedback, **call))
+
+    def skip_item(self, queue_id: str, claim_id: str, **call: Any) -> None:
+        self._thread.run(self._client.skip_item(queue_id, claim_id, **call))
+
+    def get_agreement(
+        self, request: annotation_pb2.GetAgreementRequest, **call: Any
+    ) -> list[annotation_pb2.KeyAgreement]:
+        return self._thread.run(self._client.get_agreement(request, **call))
 
     # Conveniences
     def thumbs_up(
