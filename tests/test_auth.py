@@ -11,8 +11,16 @@ import grpc
 import pytest
 
 from feedback_proto.v1 import aggregates_pb2 as agg
+from feedback_proto.v1 import annotation_pb2 as ann
+from feedback_proto.v1 import (
+    annotation_pb2_grpc,
+    api_keys_pb2_grpc,
+    feedback_keys_pb2_grpc,
+    feedback_pb2,
+    feedback_service_pb2_grpc,
+)
 from feedback_proto.v1 import api_keys_pb2 as keys_pb
-from feedback_proto.v1 import api_keys_pb2_grpc, feedback_pb2, feedback_service_pb2_grpc
+from feedback_proto.v1 import feedback_keys_pb2 as fk
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.config import Settings
 from feedback_service.server import FeedbackServer
@@ -88,7 +96,51 @@ def rpc_calls(project: str) -> dict[str, tuple[str, Callable[[Any], Awaitable[An
                 pb.MintFeedbackTokenRequest(project=project, trace_id="t", keys=["thumbs"], user_id="u")
             ),
         ),
+        **review_calls(project),
     }
+
+
+def review_calls(project: str) -> dict[str, tuple[str, Callable[[Any], Awaitable[Any]]]]:
+    """FeedbackKeyService and AnnotationService; reads are also open to annotate keys."""
+    key = fk.FeedbackKey(project=project, name="k", kind=fk.FEEDBACK_KEY_KIND_THUMBS)
+    queue = ann.Queue(project=project, name="q", keys=["k"])
+    return {
+        "CreateFeedbackKey": ("annotate", lambda s: s.CreateFeedbackKey(fk.CreateFeedbackKeyRequest(feedback_key=key))),
+        "GetFeedbackKey": ("read", lambda s: s.GetFeedbackKey(fk.GetFeedbackKeyRequest(project=project, name="k"))),
+        "ListFeedbackKeys": ("read", lambda s: s.ListFeedbackKeys(fk.ListFeedbackKeysRequest(project=project))),
+        "UpdateFeedbackKey": ("annotate", lambda s: s.UpdateFeedbackKey(fk.UpdateFeedbackKeyRequest(feedback_key=key))),
+        "ArchiveFeedbackKey": (
+            "annotate",
+            lambda s: s.ArchiveFeedbackKey(fk.ArchiveFeedbackKeyRequest(project=project, name="k")),
+        ),
+        "CreateQueue": ("annotate", lambda s: s.CreateQueue(ann.CreateQueueRequest(queue=queue))),
+        "AddQueueItems": (
+            "annotate",
+            lambda s: s.AddQueueItems(ann.AddQueueItemsRequest(project=project, queue_id="q", items=[])),
+        ),
+        "ListQueues": ("read", lambda s: s.ListQueues(ann.ListQueuesRequest(project=project))),
+        "GetQueueStats": ("read", lambda s: s.GetQueueStats(ann.GetQueueStatsRequest(project=project, queue_id="q"))),
+        "ClaimNextItem": (
+            "annotate",
+            lambda s: s.ClaimNextItem(ann.ClaimNextItemRequest(project=project, queue_id="q", reviewer="r")),
+        ),
+        "SubmitAnnotation": (
+            "annotate",
+            lambda s: s.SubmitAnnotation(ann.SubmitAnnotationRequest(project=project, queue_id="q", claim_id="c")),
+        ),
+        "SkipItem": (
+            "annotate",
+            lambda s: s.SkipItem(ann.SkipItemRequest(project=project, queue_id="q", claim_id="c")),
+        ),
+        "GetAgreement": ("read", lambda s: s.GetAgreement(ann.GetAgreementRequest(project=project, key="k"))),
+    }
+
+
+# RPCs a key with the annotate scope may call besides those of their own scope.
+ALSO_ANNOTATE = {
+    "CreateFeedback", "BatchCreateFeedback", "GetFeedbackKey", "ListFeedbackKeys", "ListQueues", "GetQueueStats",
+    "GetAgreement",
+}  # fmt: skip
 
 
 RPCS = list(rpc_calls("x"))
@@ -98,14 +150,21 @@ def _stub_with(server: FeedbackServer, metadata: tuple[tuple[str, str], ...]) ->
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
 
     class WithMetadata:
-        def __init__(self, stub: Any) -> None:
-            self._stub = stub
+        """The stubs of every service on the channel, sending ``metadata`` with each call."""
+
+        def __init__(self, *stubs: Any) -> None:
+            self._stubs = stubs
 
         def __getattr__(self, name: str) -> Any:
-            method = getattr(self._stub, name)
+            method = next(getattr(stub, name) for stub in self._stubs if hasattr(stub, name))
             return lambda request: method(request, metadata=metadata, timeout=10)
 
-    return channel, WithMetadata(feedback_service_pb2_grpc.FeedbackServiceStub(channel))
+    stubs = (
+        feedback_service_pb2_grpc.FeedbackServiceStub(channel),
+        feedback_keys_pb2_grpc.FeedbackKeyServiceStub(channel),
+        annotation_pb2_grpc.AnnotationServiceStub(channel),
+    )
+    return channel, WithMetadata(*stubs)
 
 
 async def _code(
@@ -144,8 +203,8 @@ async def test_a_key_of_project_a_never_reaches_project_b(server: FeedbackServer
 @pytest.mark.parametrize("rpc", RPCS)
 async def test_each_rpc_needs_its_scope(server: FeedbackServer, project: str, rpc: str) -> None:
     needed = rpc_calls(project)[rpc][0]
-    # Creating feedback is also open to annotate keys; minting tokens only to ingest keys.
-    also_allowed = "annotate" if rpc in {"CreateFeedback", "BatchCreateFeedback"} else needed
+    # Creating feedback and reading schemas, queues and agreement are also open to annotate keys.
+    also_allowed = "annotate" if rpc in ALSO_ANNOTATE else needed
     others = [s for s in SCOPES if s not in {needed, also_allowed}]
     without = await create_key(server, project, *others)
     assert await _code(server, (("authorization", f"Bearer {without}"),), rpc, project) == (
@@ -208,7 +267,7 @@ async def test_keys_are_stored_only_as_hashes(server: FeedbackServer, project: s
     key = await create_key(server, project, "read")
     rows = await server.engine.run(lambda client: client.query("SELECT * FROM api_keys").result_rows)
     assert rows
-    assert not any(key in str(value) or key.split("_")[2] in str(value) for row in rows for value in row)
+    assert not any(key in str(value) or key.split("_", 2)[2] in str(value) for row in rows for value in row)
 
 
 @pytest.mark.parametrize(
