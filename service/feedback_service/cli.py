@@ -1,4 +1,5 @@
-"""The ``feedback`` command: ``feedback serve`` and ``feedback migrate``."""
+"""The ``feedback`` command: ``serve`` and ``migrate``, ``keys``, and the client commands (``send``, ``list``,
+``tail``, ``export``, ``compare``; see :mod:`feedback_service.cli_client`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 import structlog
 
 from feedback_service import __version__
+from feedback_service.cli_client import EXIT_CODES_HELP, add_client_commands, is_client_command, run_client_command
 from feedback_service.cli_keys import EXAMPLES as KEY_EXAMPLES
 from feedback_service.cli_keys import add_key_commands, run_key_command
 from feedback_service.config import ConfigError, Settings, add_arguments, load_settings
@@ -29,6 +31,11 @@ examples:
   feedback serve --listen 0.0.0.0:50051 --data-dir /var/lib/feedback
   FEEDBACK_CLICKHOUSE_URL=https://user:pass@host:8443 feedback migrate
   feedback keys create --project demo --scope ingest --name "web app"
+  feedback send --project demo --trace-id 4bf92f3577b34da6a3ce929d0e0e4736 --thumb up --model support-bot
+  feedback list --project demo --since 1h
+  feedback tail --project demo --model support-bot
+  feedback export --project demo --output feedback.parquet
+  feedback compare --project demo --model support-bot --version-a v7 --version-b v8
 """
 
 
@@ -36,7 +43,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     parser = argparse.ArgumentParser(
         prog="feedback",
         description="Feedback service: collects feedback on AI outputs over gRPC and stores it in ClickHouse.",
-        epilog=_EXAMPLES,
+        epilog=_EXAMPLES + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -63,6 +70,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_key_commands(keys)
+    subparsers |= add_client_commands(commands)
     return parser, subparsers
 
 
@@ -81,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "keys":
         return run_key_command(arguments)
+    if is_client_command(arguments):
+        return run_client_command(arguments, subparsers[arguments.command])
     try:
         settings = load_settings(arguments)
     except ConfigError as error:

@@ -13,6 +13,7 @@ import grpc
 
 from feedback_proto.v1 import api_keys_pb2 as pb
 from feedback_proto.v1 import api_keys_pb2_grpc
+from feedback_service.cli_client.connection import find_credential
 from feedback_service.local_admin_key import FILE_NAME
 
 SCOPES = {"ingest": pb.SCOPE_INGEST, "annotate": pb.SCOPE_ANNOTATE, "read": pb.SCOPE_READ, "admin": pb.SCOPE_ADMIN}
@@ -46,13 +47,11 @@ def add_key_commands(keys: argparse.ArgumentParser) -> None:
 
 
 def _credential(data_dir: Path) -> str:
-    for variable in ("FEEDBACK_API_KEY", "FEEDBACK_ADMIN_KEY"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    local = data_dir / FILE_NAME
-    if local.exists():
-        return local.read_text().strip()
-    raise SystemExit(f"feedback keys: no credential: set FEEDBACK_API_KEY or FEEDBACK_ADMIN_KEY (no {local})")
+    credential = find_credential(key_file=None, data_dir=data_dir, environ=os.environ)
+    if credential.key is None:
+        local = data_dir / FILE_NAME
+        raise SystemExit(f"feedback keys: no credential: set FEEDBACK_API_KEY or FEEDBACK_ADMIN_KEY (no {local})")
+    return credential.key
 
 
 def _described(key: pb.ApiKey) -> dict[str, Any]:
