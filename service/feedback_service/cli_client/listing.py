@@ -1,0 +1,145 @@
+"""``feedback list``: a project's feedback, newest first, as a table or JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
+from feedback_service.cli_client.command import Command
+from feedback_service.cli_client.connection import ConnectionOptions
+from feedback_service.cli_client.exit_codes import ExitCode
+from feedback_service.cli_client.filters import TIME_HELP, add_time_arguments, checked_range, timestamp
+from feedback_service.cli_client.output import (
+    SOURCE_NAMES,
+    machine_output,
+    message_to_dict,
+    shortened,
+    source_name,
+    time_text,
+    value_text,
+    write_json_line,
+)
+
+_MAX_PAGE_SIZE = 1000
+COLUMNS = ("time (UTC)", "feedback id", "trace", "model@version", "key", "value", "source", "author", "comment")
+_COMMENT_WIDTH = 40
+
+EXAMPLES = f"""
+Newest first. {TIME_HELP}.
+
+examples:
+  feedback list --project demo
+  feedback list --project demo --model support-bot --model-version v8 --key thumbs --since 2h
+  feedback list --project demo --trace-id 4bf92f3577b34da6a3ce929d0e0e4736 --json
+  feedback list --project demo --source reviewer --since 2026-11-01 --until 2026-11-08 --limit 0 --json > week.jsonl
+"""
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters")
+    group.add_argument("--trace-id", default="", help="only feedback on this trace")
+    group.add_argument("--model", default="", help="only this model")
+    group.add_argument("--model-version", default="", help="only this model version")
+    group.add_argument("--key", default="", help="only this feedback key")
+    group.add_argument("--source", choices=sorted(SOURCE_NAMES), help="only this source")
+    group.add_argument("--author", default="", help="only this author")
+    add_time_arguments(group)
+    parser.add_argument("--limit", type=_limit, default=50, metavar="N", help="show at most N (default 50; 0: all)")
+
+
+def list_request(arguments: argparse.Namespace) -> feedback_service_pb2.ListFeedbackRequest:
+    since, until = checked_range(arguments)
+    limit: int = arguments.limit
+    request = feedback_service_pb2.ListFeedbackRequest(
+        trace_id=arguments.trace_id,
+        model=arguments.model,
+        model_version=arguments.model_version,
+        key=arguments.key,
+        source=SOURCE_NAMES[arguments.source] if arguments.source else feedback_pb2.SOURCE_UNSPECIFIED,
+        author=arguments.author,
+        # One more than the limit, to tell whether more exist.
+        page_size=min(limit + 1, _MAX_PAGE_SIZE) if limit else _MAX_PAGE_SIZE,
+    )
+    if since is not None:
+        request.start_time.CopyFrom(timestamp(since))
+    if until is not None:
+        request.end_time.CopyFrom(timestamp(until))
+    return request
+
+
+def row(feedback: feedback_pb2.Feedback) -> tuple[str, ...]:
+    """One table row: the columns of COLUMNS."""
+    model = "@".join(part for part in (feedback.model, feedback.model_version) if part)
+    remark = feedback.comment or (f"[correction] {feedback.correction}" if feedback.correction else "")
+    return (
+        time_text(feedback.create_time),
+        feedback.feedback_id,
+        feedback.trace_id,
+        model,
+        feedback.key,
+        value_text(feedback),
+        source_name(feedback.source),
+        feedback.author,
+        shortened(remark, _COMMENT_WIDTH),
+    )
+
+
+def table(items: list[feedback_pb2.Feedback]) -> Table:
+    view = Table(*COLUMNS, header_style="bold")
+    for column in view.columns:  # one line per feedback, cut short where the terminal is narrow ...
+        column.no_wrap = True
+    view.columns[0].min_width = len("2026-11-26 14:12:41")
+    for identifier in view.columns[1:3]:  # ... but ids wrap rather than lose characters: they are copied
+        identifier.no_wrap = False
+        identifier.overflow = "fold"
+    for feedback in items:
+        view.add_row(*row(feedback))
+    return view
+
+
+async def run(arguments: argparse.Namespace, connection: ConnectionOptions) -> ExitCode:
+    request = list_request(arguments)
+    limit: int = arguments.limit
+    machine = machine_output(arguments)
+    shown: list[feedback_pb2.Feedback] = []  # for the table; JSON lines go out as they come
+    count = 0
+    more = False
+    async with connection.open_client() as client:
+        async for feedback in client.iter_feedback(request):
+            if limit and count == limit:
+                more = True
+                break
+            count += 1
+            if machine:
+                write_json_line(message_to_dict(feedback))
+            else:
+                shown.append(feedback)
+    if not machine:
+        console = Console()
+        if shown:
+            console.print(table(shown))
+        ending = "; more match (--limit 0 shows all)" if more else ""
+        console.print(f"{count} shown{ending}", style="dim", highlight=False)
+    return ExitCode.OK
+
+
+COMMAND = Command(
+    name="list",
+    summary="list feedback, newest first, filtered, as a table or JSON lines",
+    examples=EXAMPLES,
+    add_arguments=add_arguments,
+    run=run,
+)

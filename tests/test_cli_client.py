@@ -1,0 +1,355 @@
+"""The client commands (send, list): the real ``feedback`` CLI against the real server.
+
+Every test runs ``python -m feedback_service ...`` as a subprocess, asynchronously: the server runs on
+this process's event loop, which must keep serving while the CLI talks to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from feedback_client import FeedbackClient, FeedbackError, score, thumbs_up
+from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2
+from feedback_proto.v1 import api_keys_pb2 as keys_pb
+from feedback_service.cli_client.exit_codes import EXIT_CODES_HELP, ExitCode, exit_code_for
+from feedback_service.cli_client.filters import parse_time
+from feedback_service.server import FeedbackServer
+from tests.support.auth import ADMIN_KEY
+from tests.support.server_process import child_environment
+
+CLI_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        """stdout without terminal escape codes (colours, bold, cursor moves)."""
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.stdout)
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+def _environment(server: FeedbackServer, env: dict[str, str] | None) -> dict[str, str]:
+    return child_environment(
+        {"FEEDBACK_TARGET": f"127.0.0.1:{server.port}", "FEEDBACK_API_KEY": ADMIN_KEY, "COLUMNS": "200", **(env or {})}
+    )
+
+
+async def start_cli(
+    server: FeedbackServer, *arguments: str, cwd: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "feedback_service",
+        *arguments,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=_environment(server, env),
+    )
+
+
+async def feedback_cli(server: FeedbackServer, *arguments: str, cwd: Path, env: dict[str, str] | None = None) -> Done:
+    """Run ``feedback *arguments`` to completion (stdout is a pipe: machine output unless TTY_COMPATIBLE=1)."""
+    process = await start_cli(server, *arguments, cwd=cwd, env=env)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
+    assert process.returncode is not None
+    return Done(process.returncode, stdout.decode(), stderr.decode())
+
+
+async def _store(client: FeedbackClient, items: list[feedback_pb2.Feedback]) -> list[feedback_pb2.Feedback]:
+    stored: list[feedback_pb2.Feedback] = []
+    for start in range(0, len(items), 1000):
+        for result in await client.batch_create(items[start : start + 1000]):
+            assert not isinstance(result, FeedbackError), result
+            stored.append(result)
+    return stored
+
+
+async def _exported(client: FeedbackClient, project: str) -> list[feedback_pb2.Feedback]:
+    """Everything of ``project`` in export order, through the SDK: what the CLI's file must hold."""
+    request = feedback_service_pb2.ExportFeedbackRequest(filter=aggregates_pb2.AggregateFilter(project=project))
+    return [feedback async for chunk in client.export(request) for feedback in chunk.feedback]
+
+
+# ---- send and list ------------------------------------------------------------------------------
+
+
+async def test_send_stores_feedback_and_list_json_shows_it(
+    server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    trace = uuid.uuid4().hex
+    vote = await feedback_cli(
+        server,
+        *("send", "--project", project, "--trace-id", trace, "--thumb", "down", "--model", "bot"),
+        *("--model-version", "v2", "--author", "user-7", "--metadata", "app=web", "--metadata", "locale=de"),
+        cwd=tmp_path,
+    )
+    assert vote.returncode == 0, vote.stderr
+    [sent_vote] = vote.json_lines()
+    assert (sent_vote["key"], sent_vote["thumb"], sent_vote["source"]) == ("thumbs", "THUMB_DOWN", "SOURCE_USER")
+    assert sent_vote["metadata"] == {"app": "web", "locale": "de"}
+    review = await feedback_cli(
+        server,
+        *("send", "--project", project, "--trace-id", trace, "--key", "helpfulness", "--score", "4.5"),
+        *("--source", "reviewer", "--comment", "right, but long", "--correction", "Shorter.", "--feedback-id", "r-1"),
+        cwd=tmp_path,
+    )
+    assert review.returncode == 0, review.stderr
+
+    listed = await feedback_cli(server, "list", "--project", project, "--trace-id", trace, "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    records = listed.json_lines()
+    assert [r["feedback_id"] for r in records] == ["r-1", sent_vote["feedback_id"]], "newest first"
+    assert records[1] == sent_vote, "list prints the record as send printed it"
+    review_fields = ("score", "comment", "correction", "source")
+    assert [records[0][name] for name in review_fields] == [4.5, "right, but long", "Shorter.", "SOURCE_REVIEWER"]
+
+
+async def test_on_a_terminal_send_prints_the_id_and_list_a_table(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    terminal = {"TTY_COMPATIBLE": "1"}
+    sent = await feedback_cli(
+        server,
+        *("send", "--project", project, "--trace-id", "trace-a", "--key", "topic", "--label", "billing"),
+        *("--model", "bot", "--model-version", "v1", "--comment", "asked about an invoice " * 5),
+        cwd=tmp_path,
+        env=terminal,
+    )
+    assert sent.returncode == 0, sent.stderr
+    feedback_id = sent.stdout.strip()
+    assert (await client.get(feedback_id, project=project)).label == "billing"
+    await _store(client, [thumbs_up(f"trace-{i}", project=project) for i in range(3)])
+
+    listed = await feedback_cli(server, "list", "--project", project, "--limit", "2", cwd=tmp_path, env=terminal)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.text.splitlines()
+    assert all(heading in lines[1] for heading in ("time (UTC)", "feedback id", "model@version", "comment"))
+    assert "2 shown; more match" in lines[-1]
+    everything = await feedback_cli(server, "list", "--project", project, "--limit", "0", cwd=tmp_path, env=terminal)
+    [row] = [line for line in everything.text.splitlines() if "billing" in line]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells[1:] == [
+        feedback_id,
+        "trace-a",
+        "bot@v1",
+        "topic",
+        "billing",
+        "",
+        "",
+        "asked about an invoice asked about an i…",
+    ]
+    assert everything.text.splitlines()[-1] == "4 shown"
+
+
+async def test_list_filters_and_limits(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    items = [thumbs_up(f"t{i}", project=project, model="bot", model_version=f"v{i % 2}") for i in range(7)]
+    items.append(score("t9", project=project, key="quality", value=0.5, source=feedback_pb2.SOURCE_AUTOMATED))
+    await _store(client, items)
+
+    async def ids(*arguments: str) -> list[str]:
+        done = await feedback_cli(server, "list", "--project", project, *arguments, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return [record["trace_id"] for record in done.json_lines()]
+
+    assert sorted(await ids("--model-version", "v1")) == ["t1", "t3", "t5"]
+    assert await ids("--source", "automated") == ["t9"]
+    assert len(await ids("--limit", "3")) == 3
+    assert len(await ids("--since", "1h")) == 8
+    assert await ids("--until", "2000-01-01T00:00:00Z") == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "exit_code", "named"),
+    [
+        (["--key", "quality", "--score", "nan"], ExitCode.REFUSED, "feedback.score"),
+        (["--key", "Not A Key", "--thumb", "up"], ExitCode.REFUSED, "feedback.key"),
+        (["--score", "3"], ExitCode.USAGE, "--key"),
+        ([], ExitCode.USAGE, "--thumb, --score or --label"),
+        (["--thumb", "sideways"], ExitCode.USAGE, "--thumb"),
+        (["--thumb", "up", "--score", "1"], ExitCode.USAGE, "--score"),
+        (["--thumb", "up", "--metadata", "no-equals-sign"], ExitCode.USAGE, "--metadata"),
+        (["--key", "quality", "--score", "high"], ExitCode.USAGE, "--score"),
+    ],
+)
+async def test_send_refuses_bad_input_with_its_exit_code_naming_the_field(
+    client: FeedbackClient,
+    server: FeedbackServer,
+    project: str,
+    tmp_path: Path,
+    arguments: list[str],
+    exit_code: ExitCode,
+    named: str,
+) -> None:
+    done = await feedback_cli(server, "send", "--project", project, "--trace-id", "t", *arguments, cwd=tmp_path)
+    assert done.returncode == exit_code, done
+    assert done.stdout == ""
+    if exit_code == ExitCode.REFUSED:
+        assert done.stderr.startswith("feedback send: INVALID_ARGUMENT: ")
+        assert f"\n  {named}: " in done.stderr, "one line per field violation"
+    else:
+        assert "usage: feedback send" in done.stderr
+        assert named in done.stderr.splitlines()[-1]
+    assert [f async for f in client.iter_feedback(feedback_service_pb2.ListFeedbackRequest(project=project))] == []
+
+
+# ---- connection, credentials and exit codes -------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_an_unreachable_server_exits_6(server: FeedbackServer, project: str, tmp_path: Path) -> None:
+    target = f"127.0.0.1:{_closed_port()}"
+    done = await feedback_cli(server, "list", "--project", project, "--target", target, cwd=tmp_path)
+    assert done.returncode == ExitCode.UNAVAILABLE, done
+    assert done.stderr.startswith("feedback list: UNAVAILABLE: ")
+    assert f"(target: {target})" in done.stderr
+
+
+async def test_a_wrong_key_exits_5_and_says_where_the_key_came_from(
+    server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    wrong = {"FEEDBACK_API_KEY": "fbk_0000000000000000_" + "x" * 43}
+    done = await feedback_cli(server, "list", "--project", project, cwd=tmp_path, env=wrong)
+    assert done.returncode == ExitCode.NOT_ALLOWED, done
+    assert done.stderr.startswith("feedback list: UNAUTHENTICATED: ")
+    assert "(credential: $FEEDBACK_API_KEY)" in done.stderr
+
+
+async def test_a_key_without_the_scope_exits_5(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    created = await client.create_api_key(
+        keys_pb.CreateApiKeyRequest(project=project, name="reader", scopes=[keys_pb.SCOPE_READ])
+    )
+    reader = {"FEEDBACK_API_KEY": created.key}
+    send = await feedback_cli(server, "send", "--trace-id", "t", "--thumb", "up", cwd=tmp_path, env=reader)
+    assert send.returncode == ExitCode.NOT_ALLOWED, send
+    assert send.stderr.startswith("feedback send: PERMISSION_DENIED: ")
+    listed = await feedback_cli(server, "list", cwd=tmp_path, env=reader)
+    assert (listed.returncode, listed.stdout) == (0, ""), "a project key implies its project"
+
+
+async def test_credentials_come_from_the_key_file_then_the_environment_then_the_local_admin_key(
+    server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(ADMIN_KEY + "\n")
+    wrong = {"FEEDBACK_API_KEY": "fbk_0000000000000000_" + "x" * 43}
+    listing = ("list", "--project", project)
+    from_file = await feedback_cli(server, *listing, "--api-key-file", str(key_file), cwd=tmp_path, env=wrong)
+    assert from_file.returncode == 0, from_file.stderr
+    admin_env = {"FEEDBACK_API_KEY": "", "FEEDBACK_ADMIN_KEY": ADMIN_KEY}
+    assert (await feedback_cli(server, *listing, cwd=tmp_path, env=admin_env)).returncode == 0
+
+    nothing = {"FEEDBACK_API_KEY": ""}
+    without = await feedback_cli(server, *listing, cwd=tmp_path, env=nothing)
+    assert without.returncode == ExitCode.NOT_ALLOWED
+    assert "(credential: none (no --api-key-file" in without.stderr
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "admin.key").write_text(ADMIN_KEY + "\n")
+    assert (await feedback_cli(server, *listing, cwd=tmp_path, env=nothing)).returncode == 0, "./data/admin.key"
+    elsewhere = await feedback_cli(server, *listing, "--data-dir", str(tmp_path / "no"), cwd=tmp_path, env=nothing)
+    assert elsewhere.returncode == ExitCode.NOT_ALLOWED
+
+    missing = await feedback_cli(server, *listing, "--api-key-file", str(tmp_path / "absent"), cwd=tmp_path)
+    assert missing.returncode == ExitCode.USAGE
+    assert "--api-key-file" in missing.stderr.splitlines()[-1]
+
+
+def test_times_are_iso_8601_or_a_duration_ago_in_whole_minutes() -> None:
+    now = datetime(2026, 11, 26, 14, 12, 41, 5, tzinfo=UTC)
+    assert parse_time("2h", now=now) == datetime(2026, 11, 26, 12, 12, tzinfo=UTC)
+    assert parse_time("7d", now=now) == datetime(2026, 11, 19, 14, 12, tzinfo=UTC)
+    assert parse_time("2026-11-01") == datetime(2026, 11, 1, tzinfo=UTC), "no offset means UTC"
+    assert parse_time("2026-11-01T10:00:00+02:00") == datetime(2026, 11, 1, 8, tzinfo=UTC)
+    assert parse_time("2026-11-01T10:00:00Z") == datetime(2026, 11, 1, 10, tzinfo=UTC)
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_time("yesterday")
+
+
+def test_every_exit_code_is_in_the_table_and_every_refusal_has_one() -> None:
+    for code in ExitCode:
+        assert f"\n  {code.value:<4} " in EXIT_CODES_HELP, code
+    assert exit_code_for(grpc.StatusCode.INVALID_ARGUMENT) == ExitCode.REFUSED
+    assert exit_code_for(grpc.StatusCode.ALREADY_EXISTS) == ExitCode.REFUSED
+    assert exit_code_for(grpc.StatusCode.NOT_FOUND) == ExitCode.NOT_FOUND
+    assert exit_code_for(grpc.StatusCode.PERMISSION_DENIED) == ExitCode.NOT_ALLOWED
+    assert exit_code_for(grpc.StatusCode.RESOURCE_EXHAUSTED) == ExitCode.UNAVAILABLE
+    assert exit_code_for(grpc.StatusCode.INTERNAL) == ExitCode.FAILURE
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["list", "--since", "2026-11-02", "--until", "2026-11-01"], "--until"),
+        (["list", "--since", "yesterday"], "--since"),
+        (["list", "--limit", "-1"], "--limit"),
+        (["send", "--trace-id", "t", "--thumb", "up", "--cert-file", "c.pem"], "--key-file"),
+        (["list", "--timeout", "0"], "--timeout"),
+    ],
+)
+async def test_bad_arguments_exit_2_naming_the_option(
+    server: FeedbackServer, tmp_path: Path, arguments: list[str], named: str
+) -> None:
+    done = await feedback_cli(server, *arguments, cwd=tmp_path)
+    assert done.returncode == ExitCode.USAGE, done
+    assert done.stderr.startswith(f"usage: feedback {arguments[0]}")
+    assert named in done.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        ("send", "feedback send --project demo --trace-id 4bf92f3577b34da6a3ce929d0e0e4736 --thumb up"),
+        ("list", "feedback list --project demo --model support-bot --model-version v8 --key thumbs --since 2h"),
+    ],
+)
+async def test_help_of_each_command_exits_0_with_examples_and_exit_codes(
+    server: FeedbackServer, tmp_path: Path, command: str, example: str
+) -> None:
+    done = await feedback_cli(server, command, "--help", cwd=tmp_path)
+    assert done.returncode == 0, done
+    assert "examples:" in done.stdout
+    assert example in done.stdout
+    assert "FEEDBACK_API_KEY" in done.stdout
+    assert "3    the server refused the input" in done.stdout
+
+
+async def test_top_level_help_lists_the_client_commands_and_the_exit_codes(
+    server: FeedbackServer, tmp_path: Path
+) -> None:
+    done = await feedback_cli(server, "--help", cwd=tmp_path)
+    assert done.returncode == 0, done
+    for command in ("send", "list", "keys", "serve"):
+        assert f"\n    {command} " in done.stdout, command
+    assert "exit codes of the commands that call the service (all but serve, migrate and keys):" in done.stdout
+    assert "130  interrupted (Ctrl-C)" in done.stdout
