@@ -1,4 +1,4 @@
-"""The client commands (send, list): the real ``feedback`` CLI against the real server.
+"""The client commands (send, list, export): the real ``feedback`` CLI against the real server.
 
 Every test runs ``python -m feedback_service ...`` as a subprocess, asynchronously: the server runs on
 this process's event loop, which must keep serving while the CLI talks to it.
@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import importlib
 import json
+import os
 import re
+import signal
 import socket
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +25,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.json_format import ParseDict
 
-from feedback_client import FeedbackClient, FeedbackError, score, thumbs_up
+from feedback_client import FeedbackClient, FeedbackError, comment, correct, label, score, thumbs_down, thumbs_up
 from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2
 from feedback_proto.v1 import api_keys_pb2 as keys_pb
 from feedback_service.cli_client.exit_codes import EXIT_CODES_HELP, ExitCode, exit_code_for
@@ -313,6 +319,8 @@ def test_every_exit_code_is_in_the_table_and_every_refusal_has_one() -> None:
         (["list", "--since", "2026-11-02", "--until", "2026-11-01"], "--until"),
         (["list", "--since", "yesterday"], "--since"),
         (["list", "--limit", "-1"], "--limit"),
+        (["export", "--output", "out.txt"], "--format"),
+        (["export", "--output", "out.csv", "--chunk-size", "0"], "--chunk-size"),
         (["send", "--trace-id", "t", "--thumb", "up", "--cert-file", "c.pem"], "--key-file"),
         (["list", "--timeout", "0"], "--timeout"),
     ],
@@ -331,6 +339,7 @@ async def test_bad_arguments_exit_2_naming_the_option(
     [
         ("send", "feedback send --project demo --trace-id 4bf92f3577b34da6a3ce929d0e0e4736 --thumb up"),
         ("list", "feedback list --project demo --model support-bot --model-version v8 --key thumbs --since 2h"),
+        ("export", "feedback export --project demo --output feedback.jsonl --resume"),
     ],
 )
 async def test_help_of_each_command_exits_0_with_examples_and_exit_codes(
@@ -349,7 +358,227 @@ async def test_top_level_help_lists_the_client_commands_and_the_exit_codes(
 ) -> None:
     done = await feedback_cli(server, "--help", cwd=tmp_path)
     assert done.returncode == 0, done
-    for command in ("send", "list", "keys", "serve"):
+    for command in ("send", "list", "export", "keys", "serve"):
         assert f"\n    {command} " in done.stdout, command
     assert "exit codes of the commands that call the service (all but serve, migrate and keys):" in done.stdout
     assert "130  interrupted (Ctrl-C)" in done.stdout
+
+
+# ---- export ---------------------------------------------------------------------------------------
+
+
+def _varied(project: str, count: int) -> list[feedback_pb2.Feedback]:
+    """Feedback of every kind: thumbs, scores, labels, comments, corrections, metadata, sources."""
+    makers = [
+        lambda i: thumbs_up(f"t{i}", project=project, model="bot", model_version="v1", author=f"u{i}"),
+        lambda i: thumbs_down(f"t{i}", project=project, model="bot", model_version="v2", metadata={"app": "web"}),
+        lambda i: score(f"t{i}", project=project, key="quality", value=i / 4, source=feedback_pb2.SOURCE_AUTOMATED),
+        lambda i: label(f"t{i}", project=project, key="topic", value=f"topic-{i}", comment='why, "quoted"\nnewline'),
+        lambda i: comment(f"t{i}", project=project, text=f"comment {i}", metadata={"a": "1", "b": "ä"}),
+        lambda i: correct(
+            f"t{i}", project=project, correction=f"right answer {i}", source=feedback_pb2.SOURCE_REVIEWER
+        ),
+    ]
+    return [makers[i % len(makers)](i) for i in range(count)]
+
+
+_SOURCES = {
+    feedback_pb2.SOURCE_UNSPECIFIED: "",
+    feedback_pb2.SOURCE_USER: "user",
+    feedback_pb2.SOURCE_REVIEWER: "reviewer",
+    feedback_pb2.SOURCE_AUTOMATED: "automated",
+}
+
+
+def _read_jsonl(path: Path) -> list[feedback_pb2.Feedback]:
+    return [ParseDict(json.loads(line), feedback_pb2.Feedback()) for line in path.read_text().splitlines()]
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    parquet = importlib.import_module("pyarrow.parquet")
+    rows: list[dict[str, Any]] = parquet.read_table(path).to_pylist()
+    return rows
+
+
+def _ids(path: Path, file_format: str) -> list[str]:
+    if file_format == "jsonl":
+        return [f.feedback_id for f in _read_jsonl(path)]
+    rows = _read_csv(path) if file_format == "csv" else _read_parquet(path)
+    return [row["feedback_id"] for row in rows]
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv", "parquet"])
+async def test_export_writes_every_record_in_order_and_reads_back(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path, file_format: str
+) -> None:
+    await _store(client, _varied(project, 30))
+    expected = await _exported(client, project)
+    output = tmp_path / f"feedback.{file_format}"
+    done = await feedback_cli(
+        server, "export", "--project", project, "--output", str(output), "--chunk-size", "7", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    [summary] = done.json_lines()
+    assert (summary["records"], summary["records_this_run"], summary["format"]) == (30, 30, file_format)
+    assert not (tmp_path / f"feedback.{file_format}.cursor").exists(), "a finished export removes its state"
+    assert not (tmp_path / f"feedback.{file_format}.parts").exists()
+    assert _ids(output, file_format) == [f.feedback_id for f in expected]
+
+    by_id = {f.feedback_id: f for f in expected}
+    if file_format == "jsonl":
+        assert _read_jsonl(output) == expected, "JSONL holds the records exactly"
+    elif file_format == "csv":
+        for row in _read_csv(output):
+            stored = by_id[row["feedback_id"]]
+            kind = stored.WhichOneof("value")
+            assert row["thumb"] == ({1: "up", 2: "down"}[stored.thumb] if kind == "thumb" else "")
+            assert row["score"] == (str(stored.score) if kind == "score" else "")
+            assert row["label"] == (stored.label if kind == "label" else "")
+            assert (row["comment"], row["correction"]) == (stored.comment, stored.correction)
+            assert json.loads(row["metadata"]) == dict(stored.metadata)
+            created = datetime.strptime(row["create_time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            assert created == stored.create_time.ToDatetime()
+    else:
+        for record in _read_parquet(output):
+            stored = by_id[record["feedback_id"]]
+            kind = stored.WhichOneof("value")
+            assert record["thumb"] == ({1: "up", 2: "down"}[stored.thumb] if kind == "thumb" else None)
+            assert record["score"] == (stored.score if kind == "score" else None)
+            assert record["label"] == (stored.label if kind == "label" else None)
+            assert dict(record["metadata"]) == dict(stored.metadata)
+            assert record["create_time"] == stored.create_time.ToDatetime(tzinfo=UTC)
+            assert (record["revision"], record["source"]) == (stored.revision, _SOURCES[stored.source])
+
+
+async def test_export_filters_what_it_writes(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    await _store(client, _varied(project, 24))
+    output = tmp_path / "corrections.jsonl"
+    done = await feedback_cli(
+        server, "export", "--project", project, "--only-with-correction", "--output", str(output), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    corrections = _read_jsonl(output)
+    assert len(corrections) == 4
+    assert all(f.correction for f in corrections)
+    versions = tmp_path / "v2.csv"
+    only_v2 = ("--model", "bot", "--model-version", "v2")
+    done = await feedback_cli(server, "export", "--project", project, *only_v2, "-o", str(versions), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert {(row["model_version"], row["thumb"]) for row in _read_csv(versions)} == {("v2", "down")}
+
+
+async def _wait_for_progress(state_file: Path, process: asyncio.subprocess.Process, records: int) -> dict[str, Any]:
+    """The export's state once it has recorded at least ``records`` records (the export still running)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.returncode is None, "the export ended before it could be interrupted"
+        try:
+            state: dict[str, Any] = json.loads(await asyncio.to_thread(state_file.read_text))
+        except (FileNotFoundError, ValueError):
+            state = {"records": 0}
+        if state["records"] >= records:
+            return state
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the export did not reach {records} records")
+
+
+@pytest.mark.parametrize(
+    ("file_format", "how"),
+    [("jsonl", signal.SIGKILL), ("csv", signal.SIGINT), ("parquet", signal.SIGKILL)],
+)
+async def test_an_interrupted_export_resumes_with_every_record_exactly_once(
+    client: FeedbackClient,
+    server: FeedbackServer,
+    project: str,
+    tmp_path: Path,
+    file_format: str,
+    how: signal.Signals,
+) -> None:
+    await _store(client, [thumbs_up(f"t{i}", project=project, model="bot") for i in range(1500)])
+    expected = [f.feedback_id for f in await _exported(client, project)]
+    output = tmp_path / f"big.{file_format}"
+    state_file = tmp_path / f"big.{file_format}.cursor"
+    export = ("export", "--project", project, "--model", "bot", "--output", str(output))
+    # One record per chunk: slow enough to interrupt in the middle.
+    first = await start_cli(server, *export, "--chunk-size", "1", cwd=tmp_path)
+    await _wait_for_progress(state_file, first, records=10)
+    first.send_signal(how)
+    _, stderr = await asyncio.wait_for(first.communicate(), CLI_TIMEOUT_S)
+    if how == signal.SIGINT:
+        assert first.returncode == ExitCode.INTERRUPTED
+        assert "run the same command with --resume" in stderr.decode()
+    else:
+        assert first.returncode == -signal.SIGKILL
+    state = json.loads(state_file.read_text())
+    assert 10 <= state["records"] < 1500
+    # A chunk half written when the process died: --resume must drop it.
+    if file_format == "parquet":
+        (tmp_path / "big.parquet.parts" / f"{state['parts']:08d}.parquet").write_bytes(b"PAR1 half a part")
+    else:
+        with output.open("ab") as file:
+            file.write(b'{"feedback_id": "half a chunk\n' if file_format == "jsonl" else b"half,a,row\n")
+
+    resumed = await feedback_cli(server, *export, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    [summary] = resumed.json_lines()
+    assert (summary["records"], summary["records_this_run"]) == (1500, 1500 - state["records"])
+    assert _ids(output, file_format) == expected, "every record exactly once, in order"
+    assert not state_file.exists()
+
+
+async def test_resume_refuses_other_filters_and_a_finished_export(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    await _store(client, _varied(project, 6))
+    output = tmp_path / "out.jsonl"
+    # A state file as export_state.save_state writes it (proto3 JSON of the request; omitted fields are empty).
+    state = {"version": 1, "format": "jsonl", "cursor": "", "records": 0, "bytes": 0}
+    other_filter = {"filter": {"project": project, "models": ["other"]}}
+    (tmp_path / "out.jsonl.cursor").write_text(json.dumps({**state, "request": other_filter}))
+    other = await feedback_cli(server, "export", "--project", project, "-o", str(output), "--resume", cwd=tmp_path)
+    assert other.returncode == ExitCode.USAGE
+    assert "the filters differ" in other.stderr.splitlines()[-1]
+
+    shorter = {**state, "records": 9, "bytes": 10_000, "request": {"filter": {"project": project}}}
+    (tmp_path / "out.jsonl.cursor").write_text(json.dumps(shorter))
+    output.write_text("{}\n")
+    changed = await feedback_cli(server, "export", "--project", project, "-o", str(output), "--resume", cwd=tmp_path)
+    assert changed.returncode == ExitCode.USAGE
+    assert "out.jsonl has 3 bytes, fewer than the 10000 already exported" in changed.stderr.splitlines()[-1]
+
+    fresh = await feedback_cli(server, "export", "--project", project, "-o", str(output), cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    assert len(_read_jsonl(output)) == 6
+    again = await feedback_cli(server, "export", "--project", project, "-o", str(output), "--resume", cwd=tmp_path)
+    assert again.returncode == ExitCode.USAGE
+    assert "out.jsonl is complete" in again.stderr.splitlines()[-1]
+    assert len(_read_jsonl(output)) == 6, "a refused resume leaves the finished file alone"
+
+
+async def test_parquet_without_pyarrow_exits_1_saying_what_to_install(
+    server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    (blocker / "pyarrow").mkdir(parents=True)
+    (blocker / "pyarrow" / "__init__.py").write_text("raise ImportError('pyarrow is not installed')\n")
+    path = os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])
+    done = await feedback_cli(
+        server,
+        "export",
+        "--project",
+        project,
+        "-o",
+        str(tmp_path / "x.parquet"),
+        cwd=tmp_path,
+        env={"PYTHONPATH": path},
+    )
+    assert done.returncode == ExitCode.FAILURE, done
+    assert "feedback-service[parquet]" in done.stderr
+    assert not (tmp_path / "x.parquet").exists()

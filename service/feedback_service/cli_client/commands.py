@@ -10,13 +10,14 @@ import sys
 import grpc
 
 from feedback_client import FeedbackError
-from feedback_service.cli_client import listing, send
+from feedback_service.cli_client import export, listing, send
 from feedback_service.cli_client.command import Command
 from feedback_service.cli_client.connection import CREDENTIALS_HELP, ConnectionOptions, add_connection_arguments
 from feedback_service.cli_client.exit_codes import EXIT_CODES_HELP, ExitCode, UsageError, error_lines, exit_code_for
 from feedback_service.cli_client.output import add_json_argument
+from feedback_service.cli_client.writers import MissingDependencyError
 
-COMMANDS: tuple[Command, ...] = (send.COMMAND, listing.COMMAND)
+COMMANDS: tuple[Command, ...] = (send.COMMAND, listing.COMMAND, export.COMMAND)
 
 
 def add_client_commands(
@@ -74,6 +75,6 @@ def run_client_command(arguments: argparse.Namespace, parser: argparse.ArgumentP
         # The reader went away (e.g. `| head`): nothing more to say, and nothing to flush at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
-    except OSError as error:
+    except (MissingDependencyError, OSError) as error:
         _report([f"feedback {command.name}: {error}", *getattr(error, "__notes__", [])])
         return ExitCode.FAILURE
