@@ -1,4 +1,4 @@
-"""The client commands (send, list, export): the real ``feedback`` CLI against the real server.
+"""The client commands (send, list, tail, export, compare): the real ``feedback`` CLI against the real server.
 
 Every test runs ``python -m feedback_service ...`` as a subprocess, asynchronously: the server runs on
 this process's event loop, which must keep serving while the CLI talks to it.
@@ -11,6 +11,7 @@ import asyncio
 import csv
 import importlib
 import json
+import math
 import os
 import re
 import signal
@@ -319,8 +320,12 @@ def test_every_exit_code_is_in_the_table_and_every_refusal_has_one() -> None:
         (["list", "--since", "2026-11-02", "--until", "2026-11-01"], "--until"),
         (["list", "--since", "yesterday"], "--since"),
         (["list", "--limit", "-1"], "--limit"),
+        (["tail", "--group-by", "model,colour"], "--group-by"),
+        (["tail", "--group-by", "key,key"], "--group-by"),
+        (["tail", "--bucket", "week"], "--bucket"),
         (["export", "--output", "out.txt"], "--format"),
         (["export", "--output", "out.csv", "--chunk-size", "0"], "--chunk-size"),
+        (["compare", "--model", "bot", "--version-a", "v1"], "--version-b"),
         (["send", "--trace-id", "t", "--thumb", "up", "--cert-file", "c.pem"], "--key-file"),
         (["list", "--timeout", "0"], "--timeout"),
     ],
@@ -339,7 +344,9 @@ async def test_bad_arguments_exit_2_naming_the_option(
     [
         ("send", "feedback send --project demo --trace-id 4bf92f3577b34da6a3ce929d0e0e4736 --thumb up"),
         ("list", "feedback list --project demo --model support-bot --model-version v8 --key thumbs --since 2h"),
+        ("tail", "feedback tail --project demo --model support-bot --group-by model_version,key"),
         ("export", "feedback export --project demo --output feedback.jsonl --resume"),
+        ("compare", "feedback compare --project demo --model support-bot --version-a v7 --version-b v8"),
     ],
 )
 async def test_help_of_each_command_exits_0_with_examples_and_exit_codes(
@@ -358,7 +365,7 @@ async def test_top_level_help_lists_the_client_commands_and_the_exit_codes(
 ) -> None:
     done = await feedback_cli(server, "--help", cwd=tmp_path)
     assert done.returncode == 0, done
-    for command in ("send", "list", "export", "keys", "serve"):
+    for command in ("send", "list", "tail", "export", "compare", "keys", "serve"):
         assert f"\n    {command} " in done.stdout, command
     assert "exit codes of the commands that call the service (all but serve, migrate and keys):" in done.stdout
     assert "130  interrupted (Ctrl-C)" in done.stdout
@@ -582,3 +589,115 @@ async def test_parquet_without_pyarrow_exits_1_saying_what_to_install(
     assert done.returncode == ExitCode.FAILURE, done
     assert "feedback-service[parquet]" in done.stderr
     assert not (tmp_path / "x.parquet").exists()
+
+
+# ---- tail -----------------------------------------------------------------------------------------
+
+
+def _by_group(lines: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The latest stats per (model_version, key)."""
+    return {(line["key"]["model_version"], line["key"]["key"]): line["stats"] for line in lines}
+
+
+async def test_tail_no_follow_json_prints_each_group_with_its_counts(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    votes = [
+        (thumbs_up if i < 3 else thumbs_down)(f"a{i}", project=project, model="bot", model_version="v1")
+        for i in range(5)
+    ]
+    votes += [thumbs_up(f"b{i}", project=project, model="bot", model_version="v2") for i in range(2)]
+    scores = [
+        score(f"c{i}", project=project, model="bot", model_version="v2", key="quality", value=v)
+        for i, v in enumerate([2, 4])
+    ]
+    await _store(client, [*votes, *scores, thumbs_up("other", project=project, model="other")])
+
+    done = await feedback_cli(server, "tail", "--project", project, "--model", "bot", "--no-follow", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    groups = _by_group(done.json_lines())
+    assert set(groups) == {("v1", "thumbs"), ("v2", "thumbs"), ("v2", "quality")}
+    assert (groups["v1", "thumbs"]["count"], groups["v1", "thumbs"]["thumbs"]["up"]) == (5, 3)
+    assert groups["v1", "thumbs"]["thumbs"]["down"] == 2
+    assert math.isclose(groups["v1", "thumbs"]["thumbs"]["positive_rate"], 0.6)
+    assert groups["v2", "thumbs"]["count"] == 2
+    assert (groups["v2", "quality"]["scores"]["count"], groups["v2", "quality"]["scores"]["mean"]) == (2, 3.0)
+
+    by_key = await feedback_cli(
+        server, "tail", "--project", project, "--group-by", "key", "--no-follow", "--json", cwd=tmp_path
+    )
+    counts = {line["key"]["key"]: line["stats"]["count"] for line in by_key.json_lines()}
+    assert counts == {"thumbs": 8, "quality": 2}
+
+    terminal = await feedback_cli(
+        server, "tail", "--project", project, "--model", "bot", "--no-follow", cwd=tmp_path, env={"TTY_COMPATIBLE": "1"}
+    )
+    assert terminal.returncode == 0, terminal.stderr
+    assert "60.0% [23.1%, 88.2%]" in terminal.text, "positive rate with its Wilson interval"
+    assert "3 ± 1.41" in terminal.text, "score mean ± sample stddev"
+    assert "snapshot of 3 groups" in terminal.text
+
+
+async def test_tail_follows_changes_until_ctrl_c_which_exits_0(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    await _store(client, [thumbs_up("t1", project=project, model="bot", model_version="v1")])
+    tail = await start_cli(server, "tail", "--project", project, "--json", cwd=tmp_path)
+    assert tail.stdout is not None
+    first = json.loads(await asyncio.wait_for(tail.stdout.readline(), CLI_TIMEOUT_S))
+    assert (first["key"]["model_version"], first["stats"]["count"]) == ("v1", 1)
+    await client.create(thumbs_down("t2", project=project, model="bot", model_version="v1"))
+    update = json.loads(await asyncio.wait_for(tail.stdout.readline(), CLI_TIMEOUT_S))
+    assert (update["stats"]["count"], update["stats"]["thumbs"]["down"]) == (2, 1)
+    tail.send_signal(signal.SIGINT)
+    _, stderr = await asyncio.wait_for(tail.communicate(), CLI_TIMEOUT_S)
+    assert tail.returncode == 0, stderr.decode()
+
+
+# ---- compare --------------------------------------------------------------------------------------
+
+
+async def test_compare_json_gives_the_comparison_and_the_terminal_a_table(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    def votes(version: str, up: int, down: int) -> list[feedback_pb2.Feedback]:
+        vote = [thumbs_up] * up + [thumbs_down] * down
+        return [
+            make(f"{version}-{i}", project=project, model="bot", model_version=version) for i, make in enumerate(vote)
+        ]
+
+    await _store(client, votes("v1", 45, 55) + votes("v2", 56, 44))
+    compare = ("compare", "--project", project, "--model", "bot", "--version-a", "v1", "--version-b", "v2")
+    done = await feedback_cli(server, *compare, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [response] = done.json_lines()
+    [thumbs] = response["comparisons"]
+    assert (thumbs["key"], thumbs["test"], thumbs["metric"]) == (
+        "thumbs",
+        "two_proportion_z",
+        "COMPARED_METRIC_POSITIVE_RATE",
+    )
+    assert (thumbs["sample_size_a"], thumbs["sample_size_b"]) == (100, 100)
+    assert math.isclose(thumbs["difference"], 0.11)
+    assert math.isclose(thumbs["p_value"], 0.1195, abs_tol=1e-3)
+
+    table = await feedback_cli(server, *compare, cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
+    [row] = [line for line in table.text.splitlines() if "thumbs" in line]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells == ["thumbs", "two_proportion_z (z +1.56)", "45.0%", "56.0%", "+11.0 pp", "0.12", "100", "100"]
+
+    same = await feedback_cli(
+        server,
+        "compare",
+        "--project",
+        project,
+        "--model",
+        "bot",
+        "--version-a",
+        "v1",
+        "--version-b",
+        "v1",
+        cwd=tmp_path,
+    )
+    assert same.returncode == ExitCode.REFUSED
+    assert "  version_b: " in same.stderr

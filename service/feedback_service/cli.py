@@ -38,12 +38,14 @@ examples:
   feedback compare --project demo --model support-bot --version-a v7 --version-b v8
 """
 
+_KEYS_EXIT_CODES = "`feedback keys` exits 0, 1 when the server refuses, 2 on a bad argument.\n"
+
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="feedback",
         description="Feedback service: collects feedback on AI outputs over gRPC and stores it in ClickHouse.",
-        epilog=_EXAMPLES + EXIT_CODES_HELP,
+        epilog=_EXAMPLES + EXIT_CODES_HELP + _KEYS_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -1,4 +1,4 @@
-"""The client commands of ``feedback`` (send, list, ...), through the Python SDK."""
+"""The client commands of ``feedback``: send, list, tail, export and compare, through the Python SDK."""
 
 from __future__ import annotations
 

@@ -10,20 +10,20 @@ import sys
 import grpc
 
 from feedback_client import FeedbackError
-from feedback_service.cli_client import export, listing, send
+from feedback_service.cli_client import compare, export, listing, send, tail
 from feedback_service.cli_client.command import Command
 from feedback_service.cli_client.connection import CREDENTIALS_HELP, ConnectionOptions, add_connection_arguments
 from feedback_service.cli_client.exit_codes import EXIT_CODES_HELP, ExitCode, UsageError, error_lines, exit_code_for
 from feedback_service.cli_client.output import add_json_argument
 from feedback_service.cli_client.writers import MissingDependencyError
 
-COMMANDS: tuple[Command, ...] = (send.COMMAND, listing.COMMAND, export.COMMAND)
+COMMANDS: tuple[Command, ...] = (send.COMMAND, listing.COMMAND, tail.COMMAND, export.COMMAND, compare.COMMAND)
 
 
 def add_client_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> dict[str, argparse.ArgumentParser]:
-    """Adds the client commands; returns their parsers by name."""
+    """Adds send, list, tail, export and compare; returns their parsers by name."""
     parsers = {}
     for command in COMMANDS:
         parser = commands.add_parser(

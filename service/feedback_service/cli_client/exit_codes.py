@@ -45,7 +45,7 @@ def _statuses(code: ExitCode) -> str:
 
 EXIT_CODES_HELP = f"""
 exit codes of the commands that call the service (all but serve, migrate and keys):
-  0    ok
+  0    ok (also: Ctrl-C stopping `feedback tail`)
   1    any other failure (e.g. a file that cannot be written)
   2    usage error: a bad or missing argument
   3    the server refused the input ({_statuses(ExitCode.REFUSED)})

@@ -1,0 +1,143 @@
+"""``feedback compare``: two versions of a model side by side, key by key, with a significance test."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from feedback_proto.v1 import aggregates_pb2, feedback_service_pb2
+from feedback_service.cli_client.command import Command
+from feedback_service.cli_client.connection import ConnectionOptions
+from feedback_service.cli_client.exit_codes import ExitCode
+from feedback_service.cli_client.filters import TIME_HELP, add_time_arguments, checked_range, timestamp
+from feedback_service.cli_client.output import SOURCE_NAMES, machine_output, message_to_dict, write_json_line
+
+SIGNIFICANCE = 0.05
+_STATISTIC_NAMES = {"two_proportion_z": "z", "welch_t": "t"}
+
+EXAMPLES = f"""
+Per key: the thumbs positive rate (two-proportion z-test) or, for keys with scores and no thumbs, the
+score mean (Welch's t-test) of A and B, B minus A, the two-sided p-value (marked * below
+{SIGNIFICANCE}) and the number of votes or scores on each side. --json prints the
+CompareVersionsResponse. Aggregate times must be whole minutes; {TIME_HELP}.
+
+examples:
+  feedback compare --project demo --model support-bot --version-a v7 --version-b v8
+  feedback compare --project demo --model support-bot --version-a v7 --version-b v8 --key thumbs \\
+      --source user --since 7d
+  feedback compare --project demo --model support-bot --version-a v7 --version-b v8 --json \\
+      | jq '.comparisons[] | {{key, p_value}}'
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="the model whose versions are compared")
+    parser.add_argument("--version-a", required=True, metavar="A", help="the baseline version")
+    parser.add_argument("--version-b", required=True, metavar="B", help="the candidate version")
+    group = parser.add_argument_group("filters (a repeated option matches any of its values)")
+    group.add_argument(
+        "--key", action="append", default=[], dest="keys", metavar="KEY", help="only this key (default: every key)"
+    )
+    group.add_argument(
+        "--source", action="append", default=[], dest="sources", choices=sorted(SOURCE_NAMES), help="only this source"
+    )
+    add_time_arguments(group)
+
+
+def compare_request(arguments: argparse.Namespace) -> feedback_service_pb2.CompareVersionsRequest:
+    since, until = checked_range(arguments)
+    request = feedback_service_pb2.CompareVersionsRequest(
+        model=arguments.model,
+        version_a=arguments.version_a,
+        version_b=arguments.version_b,
+        keys=arguments.keys,
+        sources=[SOURCE_NAMES[name] for name in arguments.sources],
+    )
+    if since is not None:
+        request.start_time.CopyFrom(timestamp(since))
+    if until is not None:
+        request.end_time.CopyFrom(timestamp(until))
+    return request
+
+
+# ---- pure formatting ------------------------------------------------------------------------------
+
+
+def metric_text(comparison: aggregates_pb2.KeyComparison, stats: aggregates_pb2.FeedbackStats) -> str:
+    if comparison.metric == aggregates_pb2.COMPARED_METRIC_POSITIVE_RATE:
+        return f"{stats.thumbs.positive_rate:.1%}" if stats.thumbs.up + stats.thumbs.down else "—"
+    if comparison.metric == aggregates_pb2.COMPARED_METRIC_SCORE_MEAN:
+        return f"{stats.scores.mean:.4g}" if stats.scores.count else "—"
+    return "—"
+
+
+def difference_text(comparison: aggregates_pb2.KeyComparison) -> str:
+    if comparison.metric == aggregates_pb2.COMPARED_METRIC_POSITIVE_RATE:
+        return f"{comparison.difference * 100:+.1f} pp"
+    if comparison.metric == aggregates_pb2.COMPARED_METRIC_SCORE_MEAN:
+        return f"{comparison.difference:+.4g}"
+    return "—"
+
+
+def test_cell(comparison: aggregates_pb2.KeyComparison) -> str:
+    if not comparison.test:
+        return "— (no thumbs or scores)"
+    name = _STATISTIC_NAMES.get(comparison.test, "statistic")
+    return f"{comparison.test} ({name} {comparison.statistic:+.2f})"
+
+
+def p_value_text(comparison: aggregates_pb2.KeyComparison) -> str:
+    if not comparison.test:
+        return "—"
+    return f"{comparison.p_value:.3g}" + (" *" if comparison.p_value < SIGNIFICANCE else "")
+
+
+def row(comparison: aggregates_pb2.KeyComparison) -> tuple[str, ...]:
+    return (
+        comparison.key,
+        test_cell(comparison),
+        metric_text(comparison, comparison.a),
+        metric_text(comparison, comparison.b),
+        difference_text(comparison),
+        p_value_text(comparison),
+        str(comparison.sample_size_a),
+        str(comparison.sample_size_b),
+    )
+
+
+def table(response: feedback_service_pb2.CompareVersionsResponse, version_a: str, version_b: str) -> Table:
+    view = Table(
+        "key", "test", f"A: {version_a}", f"B: {version_b}", "B - A", "p-value", "n A", "n B", header_style="bold"
+    )
+    for column in view.columns[2:]:
+        column.justify = "right"
+    for comparison in response.comparisons:
+        view.add_row(*row(comparison))
+    return view
+
+
+# ---- I/O ----------------------------------------------------------------------------------------
+
+
+async def run(arguments: argparse.Namespace, connection: ConnectionOptions) -> ExitCode:
+    request = compare_request(arguments)
+    async with connection.open_client() as client:
+        response = await client.compare_versions(request)
+    if machine_output(arguments):
+        write_json_line(message_to_dict(response))
+    elif not response.comparisons:
+        print(f"no feedback on {arguments.model} {arguments.version_a} or {arguments.version_b} matches")
+    else:
+        Console().print(table(response, arguments.version_a, arguments.version_b))
+    return ExitCode.OK
+
+
+COMMAND = Command(
+    name="compare",
+    summary="compare two versions of a model key by key: statistics, difference, p-value",
+    examples=EXAMPLES,
+    add_arguments=add_arguments,
+    run=run,
+)
