@@ -148,6 +148,7 @@ async def test_on_a_terminal_send_prints_the_id_and_list_a_table(
     feedback_id = sent.stdout.strip()
     assert (await client.get(feedback_id, project=project)).label == "billing"
     await _store(client, [thumbs_up(f"trace-{i}", project=project) for i in range(3)])
+    await client.create(correct("trace-c", project=project, key="answer", correction="[b]30 days[/b]"))
 
     listed = await feedback_cli(server, "list", "--project", project, "--limit", "2", cwd=tmp_path, env=terminal)
     assert listed.returncode == 0, listed.stderr
@@ -167,7 +168,8 @@ async def test_on_a_terminal_send_prints_the_id_and_list_a_table(
         "",
         "asked about an invoice asked about an i…",
     ]
-    assert everything.text.splitlines()[-1] == "4 shown"
+    assert "│ [correction] [b]30 days[/b] " in everything.text, "values are shown as they are, never as markup"
+    assert everything.text.splitlines()[-1] == "5 shown"
 
 
 async def test_list_filters_and_limits(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from feedback_proto.v1 import aggregates_pb2, feedback_service_pb2
 from feedback_service.cli_client.command import Command
@@ -108,13 +109,13 @@ def row(comparison: aggregates_pb2.KeyComparison) -> tuple[str, ...]:
 
 
 def table(response: feedback_service_pb2.CompareVersionsResponse, version_a: str, version_b: str) -> Table:
-    view = Table(
-        "key", "test", f"A: {version_a}", f"B: {version_b}", "B - A", "p-value", "n A", "n B", header_style="bold"
-    )
+    headings = ("key", "test", f"A: {version_a}", f"B: {version_b}", "B - A", "p-value", "n A", "n B")
+    # Text: versions and values are shown as they are, never read as markup.
+    view = Table(*(Column(header=Text(heading)) for heading in headings), header_style="bold")
     for column in view.columns[2:]:
         column.justify = "right"
     for comparison in response.comparisons:
-        view.add_row(*row(comparison))
+        view.add_row(*map(Text, row(comparison)))
     return view
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from google.protobuf.json_format import ParseDict, ParseError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from feedback_client import FeedbackError
@@ -148,7 +149,7 @@ def _progress(output: Path) -> Progress:
     console = Console(stderr=True)
     return Progress(
         SpinnerColumn(),
-        TextColumn(f"exporting to {output}"),
+        TextColumn("exporting to " + escape(str(output)).replace("{", "{{").replace("}", "}}")),
         TextColumn("{task.completed:,} records"),
         TimeElapsedColumn(),
         console=console,

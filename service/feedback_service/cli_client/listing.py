@@ -6,6 +6,7 @@ import argparse
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
 from feedback_service.cli_client.command import Command
@@ -99,14 +100,11 @@ def row(feedback: feedback_pb2.Feedback) -> tuple[str, ...]:
 
 def table(items: list[feedback_pb2.Feedback]) -> Table:
     view = Table(*COLUMNS, header_style="bold")
-    for column in view.columns:  # one line per feedback, cut short where the terminal is narrow ...
-        column.no_wrap = True
-    view.columns[0].min_width = len("2026-11-26 14:12:41")
-    for identifier in view.columns[1:3]:  # ... but ids wrap rather than lose characters: they are copied
-        identifier.no_wrap = False
+    view.columns[0].no_wrap = True
+    for identifier in view.columns[1:3]:  # ids wrap rather than lose characters: they are copied
         identifier.overflow = "fold"
     for feedback in items:
-        view.add_row(*row(feedback))
+        view.add_row(*map(Text, row(feedback)))  # Text: values are shown as they are, never as markup
     return view
 
 

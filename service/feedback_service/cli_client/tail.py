@@ -148,7 +148,7 @@ class AggregateView:
         for column in view.columns[len(self.dimensions) + self.bucketed :]:
             column.justify = "right"
         for group in sorted(self.groups.values(), key=lambda g: _order(g.key)):
-            view.add_row(*row(group, self.dimensions, self.bucketed))
+            view.add_row(*map(Text, row(group, self.dimensions, self.bucketed)))  # never markup
         return view
 
     def render(self, following: bool) -> RenderableType:
