@@ -357,7 +357,14 @@ async def test_health_reports_serving_for_the_server_and_the_feedback_service(ru
 def test_reflection_lists_the_services_and_describes_the_feedback_api(running_server: ServerProcess) -> None:
     with grpc.insecure_channel(running_server.target) as channel:
         database = ProtoReflectionDescriptorDatabase(channel)
-        assert set(database.get_services()) == {SERVICE, HEALTH_SERVICE, REFLECTION_SERVICE, KEY_SERVICE}
+        assert set(database.get_services()) == {
+            SERVICE,
+            HEALTH_SERVICE,
+            REFLECTION_SERVICE,
+            KEY_SERVICE,
+            "feedback.v1.FeedbackKeyService",
+            "feedback.v1.AnnotationService",
+        }
         pool = descriptor_pool.DescriptorPool(database)
         service = pool.FindServiceByName(SERVICE)
         methods = {method.name: method for method in service.methods}

@@ -4,8 +4,9 @@
   is full, the ``full_buffer`` policy decides: ``"block"`` waits up to ``block_timeout_s`` for room
   (then drops), ``"drop"`` drops the new item at once. Every drop is counted in :class:`BatchStats`
   and logged as a warning.
-- A batch goes out when ``max_batch_items`` items (or ``max_batch_bytes``) are waiting, every
-  ``flush_interval_s``, on ``flush()``, on ``close()`` and at interpreter exit.
+- A batch goes out when ``max_batch_items`` items are waiting (and never holds more than about
+  ``max_batch_bytes``); whatever is buffered goes out every ``flush_interval_s``, on ``flush()``, on
+  ``close()`` and at interpreter exit.
 - Every item gets its feedback id when it is logged, so a retry can never store it twice.
 - Transient failures (UNAVAILABLE, RESOURCE_EXHAUSTED honouring RetryInfo, DEADLINE_EXCEEDED) are
   retried with backoff for as long as the client is open (or ``give_up_after_s``); on close they are
@@ -107,6 +108,7 @@ class BackgroundBatcher:
         self._logged = self._sent = self._failed = self._dropped = self._blocked = 0
         self._retries = self._batches = 0
         self._closing = False
+        self._drain_requested = False
         self._close_deadline = 0.0
         self._thread: LoopThread | None = None
         self._wake: asyncio.Event | None = None
@@ -155,6 +157,8 @@ class BackgroundBatcher:
             target = self._logged
             if self._sent + self._failed >= target:
                 return True
+        with self._condition:
+            self._drain_requested = True
         self._wake_sender()
         with self._condition:
             return self._condition.wait_for(lambda: self._sent + self._failed >= target, timeout=timeout_s)
@@ -216,13 +220,21 @@ class BackgroundBatcher:
         await self._sender_done
 
     async def _run(self, sender: BatchSender) -> None:
+        """Send full batches as they fill; everything at each interval, on flush() and on close."""
         assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        next_drain = loop.time() + self._options.flush_interval_s
         try:
             while True:
-                with contextlib.suppress(TimeoutError):  # the interval elapsed: send what is there
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._options.flush_interval_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_drain - loop.time()))
                 self._wake.clear()
-                while batch := self._take_batch():
+                with self._condition:
+                    drain = self._drain_requested or self._closing or loop.time() >= next_drain
+                    self._drain_requested = False
+                if drain:
+                    next_drain = loop.time() + self._options.flush_interval_s
+                while batch := self._take_batch(full_only=not drain):
                     await self._deliver(sender, batch)
                 with self._condition:
                     if self._closing and not self._buffer:
@@ -230,11 +242,16 @@ class BackgroundBatcher:
         finally:
             await sender.close()
 
-    def _take_batch(self) -> list[Feedback]:
-        """Up to max_batch_items (and about max_batch_bytes) from the head of the buffer."""
+    def _take_batch(self, *, full_only: bool) -> list[Feedback]:
+        """Up to max_batch_items (and about max_batch_bytes) from the head of the buffer.
+
+        With ``full_only``, nothing unless a whole batch is waiting: partial batches wait for the interval.
+        """
         batch: list[Feedback] = []
         size = 0
         with self._condition:
+            if full_only and len(self._buffer) < self._options.max_batch_items:
+                return batch
             while self._buffer and len(batch) < self._options.max_batch_items:
                 item_size = self._buffer[0].ByteSize()
                 if batch and size + item_size > self._options.max_batch_bytes:
