@@ -15,10 +15,13 @@ from feedback_service.domain.validation import ViolationCollector
 _VALUE_KINDS = {None: ValueKind.NONE, "thumb": ValueKind.THUMB, "score": ValueKind.SCORE, "label": ValueKind.LABEL}
 
 
-def feedback_input(message: feedback_pb2.Feedback) -> FeedbackInput:
-    """What the caller sent; output-only fields (times, revision) are ignored."""
+def feedback_input(message: feedback_pb2.Feedback, *, project: str | None = None) -> FeedbackInput:
+    """What the caller sent; output-only fields (times, revision) are ignored.
+
+    ``project`` replaces the message's project (the one the caller's credential allows).
+    """
     return FeedbackInput(
-        project=message.project,
+        project=message.project if project is None else project,
         feedback_id=message.feedback_id,
         trace_id=message.trace_id,
         span_id=message.span_id,

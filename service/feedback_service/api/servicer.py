@@ -78,8 +78,10 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
     async def BatchCreateFeedback(
         self, request: pb.BatchCreateFeedbackRequest, context: Context
     ) -> pb.BatchCreateFeedbackResponse:
+        principal = current_principal()
         outcomes = await self._operations.batch_create(
-            [_own(feedback_input(item)) for item in request.feedback], actor=current_principal().key_id
+            [feedback_input(item, project=principal.project_for(item.project)) for item in request.feedback],
+            actor=principal.key_id,
         )
         results = [
             pb.BatchCreateFeedbackResult(error=status_proto(outcome))

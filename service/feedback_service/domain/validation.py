@@ -39,6 +39,7 @@ _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 _ZERO_TRACE_ID = "0" * 32
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SOURCES = frozenset(int(source) for source in Source)
 
 
 class ViolationCollector:
@@ -168,7 +169,7 @@ def validate_new_feedback(
     check_key(draft.key, found)
     value = validated_value(draft, found)
     check_content(value, draft.comment, draft.correction, found)
-    if draft.source not in Source.__members__.values():
+    if draft.source not in _SOURCES:
         found.add("source", f"unknown source {draft.source}")
     _check_length(draft.author, "author", MAX_AUTHOR, found)
     check_metadata(draft.metadata, found)

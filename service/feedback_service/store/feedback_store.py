@@ -214,8 +214,15 @@ class ClickHouseFeedbackStore:
         return outcomes
 
 
+# An insert into `feedback` also feeds four materialized views; on the embedded engine each insert
+# costs a fixed ~40 ms or more however few its rows (measured: 1 row and 1,000 rows take about the same).
+# Running the views in parallel and skipping the in-block merge (reads are correct before merges
+# anyway: FINAL, argMax) roughly halves that cost.
+_INSERT_SETTINGS = {"parallel_view_processing": 1, "optimize_on_insert": 0}
+
+
 def _insert(client: Client, rows: list[list[Any]]) -> None:
-    client.insert(TABLE, rows, column_names=COLUMN_NAMES, column_type_names=COLUMN_TYPES)
+    client.insert(TABLE, rows, column_names=COLUMN_NAMES, column_type_names=COLUMN_TYPES, settings=_INSERT_SETTINGS)
 
 
 def _latest_rows(client: Client, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredRow]:
