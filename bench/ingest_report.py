@@ -1,0 +1,337 @@
+"""The tables of bench/ingest_bench.py: targets, limits and every measurement, as text and markdown."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evaluation_bench import percentile
+
+# --- the targets of the performance issue -----------------------------------------------------------------
+SINGLE_RATIO_TARGET = 0.70  # CreateFeedback calls/s >= 70% of L1 single-item echo
+SINGLE_P99_TARGET_MS = 50.0
+BATCH_RATIO_TARGET = 0.60  # events/s >= 60% of min(L1 batch echo, L2 insert)
+BATCH_RATE_TARGET = 150_000.0  # events/s
+PEAK_RSS_TARGET_BYTES = 1_500_000_000  # 1.5 GB
+
+# --- the load ---------------------------------------------------------------------------------------------
+SINGLE_CALLERS = 64
+BATCH_IN_FLIGHT = 4  # per client process
+SCALING_PROCESSES = (1, 2, 4)
+L2_ROWS_PER_INSERT = (1_000, 10_000, 100_000)
+L2_LIMIT_ROWS_PER_INSERT = 10_000  # the service's micro-batcher puts at most 10,000 rows in one insert
+
+
+@dataclass
+class Measurement:
+    """One measured window: what the client processes counted, and the CPU of everyone meanwhile."""
+
+    name: str
+    processes: int
+    events: int
+    seconds: float
+    calls: int
+    errors: int
+    server_cpu_s: float
+    client_cpu_s: float
+    other_cores: float
+    latencies_ms: list[float] = field(default_factory=list)
+    late_s: float = 0.0
+    peak_rss_bytes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def server_cpu_per_1000_ms(self) -> float:
+        return self.server_cpu_s / max(self.events, 1) * 1_000_000
+
+
+@dataclass
+class Results:
+    l1_single: Measurement
+    l1_batch: dict[int, Measurement]  # by client processes
+    l2: dict[int, dict[str, Any]]  # by rows per insert
+    single: Measurement
+    batch: dict[int, Measurement]  # by client processes
+    sdk: Measurement
+
+    @property
+    def batch_limit(self) -> tuple[float, str]:
+        l1 = self.l1_batch[1].rate
+        variants = self.l2[L2_LIMIT_ROWS_PER_INSERT]["variants"]
+        best = max(variants, key=lambda name: variants[name]["rows_per_s"])
+        l2 = float(variants[best]["rows_per_s"])
+        return (l1, "L1 batch echo") if l1 <= l2 else (l2, f"L2 {L2_LIMIT_ROWS_PER_INSERT:,}-row inserts, {best}")
+
+
+def ms_per_insert(variant: dict[str, Any]) -> str:
+    return f"{variant['insert_s'] / max(variant['inserts'], 1) * 1000:.0f}"
+
+
+TARGET_HEADERS = ("figure", "service", "limit", "ratio", "target", "result")
+LIMIT_HEADERS = (
+    "limit",
+    "measured",
+    "per call",
+    "CPU per 1,000 events",
+    "CPU cores (echo server or storage)",
+    "other load (cores)",
+)
+DETAIL_HEADERS = (
+    "measurement",
+    "rate",
+    "per call",
+    "server CPU per 1,000 events",
+    "CPU cores: server / clients / other",
+    "server peak RSS",
+)
+
+
+def processes_label(count: int) -> str:
+    return f"{count} client process" if count == 1 else f"{count} client processes"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _per_s(value: float, unit: str = "events/s") -> str:
+    return f"{value:,.0f} {unit}"
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.2f} GB"
+
+
+def target_rows(results: Results) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    single, l1 = results.single, results.l1_single
+    ratio = single.rate / l1.rate
+    rows.append(
+        (
+            "1. CreateFeedback calls/s, 64 concurrent callers",
+            _per_s(single.rate, "calls/s"),
+            f"{_per_s(l1.rate, 'calls/s')} (L1 echo)",
+            f"{ratio:.0%}",
+            f">= {SINGLE_RATIO_TARGET:.0%} of L1",
+            _verdict(ratio >= SINGLE_RATIO_TARGET),
+        )
+    )
+    p50, p99 = percentile(single.latencies_ms, 0.5), percentile(single.latencies_ms, 0.99)
+    l1_p50, l1_p99 = percentile(l1.latencies_ms, 0.5), percentile(l1.latencies_ms, 0.99)
+    rows.append(("1. CreateFeedback latency p50", f"{p50:.1f} ms", f"{l1_p50:.1f} ms (L1 echo)", "", "-", ""))
+    rows.append(
+        (
+            "1. CreateFeedback latency p99",
+            f"{p99:.1f} ms",
+            f"{l1_p99:.1f} ms (L1 echo)",
+            "",
+            f"<= {SINGLE_P99_TARGET_MS:.0f} ms",
+            _verdict(p99 <= SINGLE_P99_TARGET_MS),
+        )
+    )
+    limit, limit_name = results.batch_limit
+    for label, measurement in (
+        ("2. BatchCreateFeedback events/s, 1,000-item batches, 4 in flight", results.batch[1]),
+        ("2. SDK log() + flush events/s, default BatchingOptions", results.sdk),
+    ):
+        ratio = measurement.rate / limit
+        rows.append(
+            (
+                label,
+                _per_s(measurement.rate),
+                f"{_per_s(limit)} ({limit_name})",
+                f"{ratio:.0%}",
+                f">= {BATCH_RATIO_TARGET:.0%} of min(L1, L2)",
+                _verdict(ratio >= BATCH_RATIO_TARGET),
+            )
+        )
+        rows.append(
+            (
+                f"{label.split(' events/s')[0]}: absolute",
+                _per_s(measurement.rate),
+                "",
+                "",
+                f">= {BATCH_RATE_TARGET:,.0f} events/s",
+                _verdict(measurement.rate >= BATCH_RATE_TARGET),
+            )
+        )
+    batch, echo = results.batch[1], results.l1_batch[1]
+    rows.append(
+        (
+            "2. server CPU per 1,000 events (BatchCreateFeedback)",
+            f"{batch.server_cpu_per_1000_ms:.0f} ms",
+            f"{echo.server_cpu_per_1000_ms:.0f} ms (L1 echo server)",
+            f"{batch.server_cpu_per_1000_ms / echo.server_cpu_per_1000_ms:.1f}x",
+            "-",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "2. server CPU per 1,000 events (SDK)",
+            f"{results.sdk.server_cpu_per_1000_ms:.0f} ms",
+            "",
+            "",
+            "-",
+            "",
+        )
+    )
+    peak = max(results.batch[1].peak_rss_bytes, results.sdk.peak_rss_bytes)
+    rows.append(
+        (
+            "5. server peak RSS (VmHWM) during scenario 2",
+            _gb(peak),
+            "",
+            "",
+            f"<= {_gb(PEAK_RSS_TARGET_BYTES)}",
+            _verdict(peak <= PEAK_RSS_TARGET_BYTES),
+        )
+    )
+    for processes in SCALING_PROCESSES:
+        measurement, echo = results.batch[processes], results.l1_batch[processes]
+        rows.append(
+            (
+                f"6. BatchCreateFeedback events/s, {processes_label(processes)}",
+                _per_s(measurement.rate),
+                f"{_per_s(echo.rate)} (L1 echo, {processes} proc.)",
+                f"{measurement.rate / echo.rate:.0%}",
+                "-",
+                "",
+            )
+        )
+    return rows
+
+
+def _batch_call_ms(measurement: Measurement) -> float:
+    """Mean duration of a batch call: the window times the calls in flight, over the calls completed."""
+    in_flight = measurement.processes * BATCH_IN_FLIGHT
+    return measurement.seconds * in_flight / max(measurement.calls, 1) * 1000
+
+
+def limit_rows(results: Results) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    l1 = results.l1_single
+    rows.append(
+        (
+            "L1 single-item echo, 64 callers, 1 client process",
+            _per_s(l1.rate, "calls/s"),
+            f"p50 {percentile(l1.latencies_ms, 0.5):.1f} ms",
+            f"{l1.server_cpu_per_1000_ms:.0f} ms",
+            f"{l1.server_cpu_s / l1.seconds:.2f}",
+            f"{l1.other_cores:.2f}",
+        )
+    )
+    for processes, echo in results.l1_batch.items():
+        rows.append(
+            (
+                f"L1 1,000-item batch echo, {processes_label(processes)} x {BATCH_IN_FLIGHT} in flight",
+                _per_s(echo.rate),
+                f"{_batch_call_ms(echo):.0f} ms",
+                f"{echo.server_cpu_per_1000_ms:.0f} ms",
+                f"{echo.server_cpu_s / echo.seconds:.2f}",
+                f"{echo.other_cores:.2f}",
+            )
+        )
+    for rows_per_insert, storage in results.l2.items():
+        for name, variant in storage["variants"].items():
+            rows.append(
+                (
+                    f"L2 insert into feedback, {rows_per_insert:,} rows per insert, {name} settings",
+                    _per_s(variant["rows_per_s"], "rows/s"),
+                    f"{ms_per_insert(variant)} ms",
+                    f"{storage['cpu_s_per_1000'] * 1000:.0f} ms",
+                    f"{storage['cpu_cores']:.2f}",
+                    f"{storage['other_cores']:.2f}",
+                )
+            )
+    return rows
+
+
+def detail_rows(results: Results) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    measurements = [results.l1_single, *results.l1_batch.values(), results.single, *results.batch.values()]
+    for measurement in [*measurements, results.sdk]:
+        unit = "calls/s" if measurement.latencies_ms else "events/s"
+        rss = _gb(measurement.peak_rss_bytes) if measurement.peak_rss_bytes else "-"
+        if measurement.latencies_ms:
+            per_call = f"p50 {percentile(measurement.latencies_ms, 0.5):.1f} ms"
+        elif measurement is results.sdk:  # one batch in flight: a batch takes 1,000 items' time
+            per_call = f"{1000 / max(measurement.rate, 1e-9) * 1000:.0f} ms"
+        else:
+            per_call = f"{_batch_call_ms(measurement):.0f} ms"
+        rows.append(
+            (
+                measurement.name,
+                _per_s(measurement.rate, unit),
+                per_call,
+                f"{measurement.server_cpu_per_1000_ms:.0f} ms",
+                f"{measurement.server_cpu_s / measurement.seconds:.2f} / "
+                f"{measurement.client_cpu_s / measurement.seconds:.2f} / {measurement.other_cores:.2f}",
+                rss,
+            )
+        )
+    return rows
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [headers, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+NOTES = """\
+The ratios are the figure of merit: this is a shared, noisy 2-core machine, and the client processes
+and the server compete for its cores (the CPU columns show how they split them), so absolute rates
+move with whatever else runs. The server's CPU per 1,000 events depends least on that noise.
+L1 is a no-op grpc.aio FeedbackService (no auth, validation or storage) driven by the same client
+processes; L2 is clickhouse-connect inserting the service's own rows (feedback_service.store.rows)
+straight into the migrated `feedback` table and its materialized views on the embedded engine, one
+insert after another, alternating default insert settings and the service's tuned ones (the CPU
+columns of an insert size cover both); the better 10,000-row figure is the storage limit (the
+service's micro-batcher puts at most 10,000 rows in one insert). Each service measurement runs a
+fresh server on a fresh data dir, with auth on and the per-credential rate limit off. "per call" is
+the p50 latency of single calls, the mean duration of a batch call (window x calls in flight /
+calls), and for the SDK, which sends one batch at a time, the time per 1,000 events.
+"""
+
+
+def write_results(path: Path, header: Sequence[str], results: Results, elapsed_s: float, mode: str) -> None:
+    text = "\n".join(
+        [
+            "# Ingest benchmark results",
+            "",
+            "Written by `bench/ingest_bench.py` (see bench/README.md); do not edit by hand.",
+            "",
+            *(f"- {line}" for line in header),
+            f"- run: `{' '.join(['bench/ingest_bench.py', *sys.argv[1:]])}` ({mode}, {elapsed_s / 60:.1f} min)",
+            "",
+            "## Targets",
+            "",
+            markdown_table(TARGET_HEADERS, target_rows(results)),
+            "",
+            "## Limits",
+            "",
+            markdown_table(LIMIT_HEADERS, limit_rows(results)),
+            "",
+            "## Every measurement",
+            "",
+            markdown_table(DETAIL_HEADERS, detail_rows(results)),
+            "",
+            NOTES,
+        ]
+    )
+    path.write_text(text)
