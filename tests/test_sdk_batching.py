@@ -167,8 +167,26 @@ async def test_batches_respect_the_byte_limit(server: FeedbackServer, client: Fe
     assert len(await stored_ids(client, project)) == 10
 
 
+async def test_several_batches_in_flight_deliver_every_item_once(
+    server: FeedbackServer, client: FeedbackClient, project: str
+) -> None:
+    options = BatchingOptions(max_batch_items=100, max_in_flight=4, flush_interval_s=3600)
+    async with FeedbackClient(f"127.0.0.1:{server.port}", api_key=ADMIN_KEY, project=project, batching=options) as sdk:
+        ids = [sdk.log(thumbs_up(f"trace-{n}", author=f"user-{n}")) for n in range(1_050)]
+        assert await sdk.flush(timeout_s=30)
+        stats = sdk.batch_stats()
+    assert (stats.sent, stats.failed, stats.batches) == (1_050, 0, 11)
+    assert sorted(await stored_ids(client, project)) == sorted(i for i in ids if i is not None)
+
+
 def test_batching_options_refuse_nonsense() -> None:
-    for bad in ({"max_batch_items": 0}, {"max_batch_items": 1001}, {"flush_interval_s": 0}, {"full_buffer": "wait"}):
+    for bad in (
+        {"max_batch_items": 0},
+        {"max_batch_items": 1001},
+        {"flush_interval_s": 0},
+        {"full_buffer": "wait"},
+        {"max_in_flight": 0},
+    ):
         try:
             BatchingOptions(**bad)
         except ValueError as error:

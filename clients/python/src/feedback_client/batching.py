@@ -51,6 +51,9 @@ class BatchingOptions:
     block_timeout_s: float | None = 5.0
     give_up_after_s: float | None = None
     close_timeout_s: float = 30.0
+    # Batches sent at once. More than 1 hides the round trip, but batches may then be stored out of
+    # order: a user's quick vote toggle could end on the older vote (one vote per user keeps the last stored).
+    max_in_flight: int = 1
     # Called on the sender thread for each item that will never be stored; it must not block.
     on_error: Callable[[Feedback, FeedbackError], None] | None = None
 
@@ -59,6 +62,8 @@ class BatchingOptions:
             raise ValueError(f"max_batch_items must be between 1 and {MAX_BATCH_ITEMS}, got {self.max_batch_items}")
         if self.max_buffer_items < self.max_batch_items:
             raise ValueError("max_buffer_items must be at least max_batch_items")
+        if not 1 <= self.max_in_flight <= 16:
+            raise ValueError(f"max_in_flight must be between 1 and 16, got {self.max_in_flight}")
         if self.flush_interval_s <= 0:
             raise ValueError(f"flush_interval_s must be positive, got {self.flush_interval_s}")
         if self.full_buffer not in ("block", "drop"):
@@ -222,8 +227,17 @@ class BackgroundBatcher:
     async def _run(self, sender: BatchSender) -> None:
         """Send full batches as they fill; everything at each interval, on flush() and on close."""
         assert self._wake is not None
+        wake = self._wake
         loop = asyncio.get_running_loop()
         next_drain = loop.time() + self._options.flush_interval_s
+        slots = asyncio.Semaphore(self._options.max_in_flight)
+        deliveries: set[asyncio.Task[None]] = set()
+
+        def delivered(task: asyncio.Task[None]) -> None:
+            deliveries.discard(task)
+            slots.release()
+            wake.set()  # a slot is free: send what is waiting
+
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -234,12 +248,22 @@ class BackgroundBatcher:
                     self._drain_requested = False
                 if drain:
                     next_drain = loop.time() + self._options.flush_interval_s
-                while batch := self._take_batch(full_only=not drain):
-                    await self._deliver(sender, batch)
+                while True:
+                    await slots.acquire()
+                    batch = self._take_batch(full_only=not drain)
+                    if not batch:
+                        slots.release()
+                        break
+                    task = asyncio.ensure_future(self._deliver(sender, batch))
+                    deliveries.add(task)
+                    task.add_done_callback(delivered)
                 with self._condition:
-                    if self._closing and not self._buffer:
-                        return
+                    closed = self._closing and not self._buffer
+                if closed:
+                    await asyncio.gather(*deliveries)
+                    return
         finally:
+            await asyncio.gather(*deliveries, return_exceptions=True)
             await sender.close()
 
     def _take_batch(self, *, full_only: bool) -> list[Feedback]:
