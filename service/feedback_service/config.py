@@ -86,6 +86,21 @@ def _optional_url(text: str) -> str | None:
     return text
 
 
+def _optional_address(text: str) -> str | None:
+    if not text:
+        return None
+    host, separator, port = text.rpartition(":")
+    if not separator or not host or not port.isdigit():
+        raise ValueError(f"must be host:port, got {text!r}")
+    return text
+
+
+def _cluster_name(text: str) -> str | None:
+    if text and not all(c.isalnum() or c in "_-." for c in text):
+        raise ValueError(f"must be a ClickHouse cluster name (letters, digits, '_', '-', '.'), got {text!r}")
+    return text or None
+
+
 def _database_name(text: str) -> str:
     EngineConfig(data_dir=Path(), database=text)  # the one place the name rule lives
     return text
@@ -97,6 +112,8 @@ class Settings:
     data_dir: Path = Path("./data")
     clickhouse_url: str | None = None
     clickhouse_database: str = "feedback"
+    clickhouse_cluster: str | None = None
+    skip_migrations: bool = False
     db_threads: int = 4
     batch_max_rows: int = 10_000
     batch_max_delay_ms: float = 2.0
@@ -114,6 +131,8 @@ class Settings:
     rate_limit_burst: float = 20_000.0
     log_format: str = "auto"
     log_level: str = "info"
+    metrics_listen: str | None = None
+    tracing: str = "off"
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(
@@ -179,6 +198,20 @@ OPTIONS: tuple[Option, ...] = (
         "FEEDBACK_CLICKHOUSE_DATABASE",
         _database_name,
         "ClickHouse database (created if missing)",
+    ),
+    Option(
+        "clickhouse_cluster",
+        "FEEDBACK_CLICKHOUSE_CLUSTER",
+        _cluster_name,
+        "ClickHouse cluster name (with a server URL): migrations run ON CLUSTER, creating Replicated tables "
+        "and Distributed tables over them; unset = a single node",
+    ),
+    Option(
+        "skip_migrations",
+        "FEEDBACK_SKIP_MIGRATIONS",
+        _boolean,
+        "serve without migrating at start (a deploy job runs `feedback migrate` first); the schema must be current",
+        is_switch=True,
     ),
     Option("db_threads", "FEEDBACK_DB_THREADS", _positive_int, "worker threads for database calls"),
     Option(
@@ -257,6 +290,19 @@ OPTIONS: tuple[Option, ...] = (
         "log_format", "FEEDBACK_LOG_FORMAT", _choice("auto", "json", "console"), "auto = console on a TTY, else JSON"
     ),
     Option("log_level", "FEEDBACK_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "minimum log level"),
+    Option(
+        "metrics_listen",
+        "FEEDBACK_METRICS_LISTEN",
+        _optional_address,
+        "host:port of the Prometheus metrics endpoint (/metrics); unset = no metrics endpoint",
+    ),
+    Option(
+        "tracing",
+        "FEEDBACK_TRACING",
+        _choice("off", "otlp", "console"),
+        "OpenTelemetry tracing of RPCs and database calls (needs feedback-service[tracing]); otlp sends to "
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ),
 )
 
 _DEFAULTS = Settings()
