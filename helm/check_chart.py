@@ -1,0 +1,272 @@
+"""Checks on the rendered feedback-service chart that schemas cannot express (run by `make helm-check`).
+
+Given the `helm template` output of the CI values files (helm/feedback-service/ci/*.yaml), it checks:
+no secret value is rendered, only references to existing Secrets; the Deployment has no `replicas`
+when the HPA is on, and a PodDisruptionBudget exactly when more than one replica runs; the pods are
+hardened and probed over native gRPC health; the grace period outlasts the service's drain; the
+migration Job is a hook with the pods' settings; and the settings load with the service's own
+parser. Then it renders a few broken values and checks that Helm refuses them with a clear message.
+
+    python helm/check_chart.py --helm <helm binary> <name>=<rendered.yaml> ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from feedback_service.config import OPTIONS, ConfigError, load_settings
+
+CHART = Path(__file__).resolve().parent / "feedback-service"
+README = CHART.parent / "README.md"
+SECRET_VARIABLES = {"FEEDBACK_CLICKHOUSE_URL", "FEEDBACK_ADMIN_KEY", "FEEDBACK_TOKEN_SECRETS"}
+KNOWN_VARIABLES = {option.env for option in OPTIONS}
+# Credentials in a URL (scheme://user:password@host), the shape of FEEDBACK_CLICKHOUSE_URL.
+CREDENTIALS_IN_URL = re.compile(r"[a-z]+://[^\s/@:\"']+:[^\s/@\"']+@")
+READINESS_SERVICE = "feedback.v1.FeedbackService"
+TMP = "/tmp"  # noqa: S108 (where the pods mount their emptyDir, not a file this script writes)
+
+Manifest = dict[str, Any]
+
+
+class CheckError(AssertionError):
+    pass
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise CheckError(message)
+
+
+def load(path: Path) -> list[Manifest]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def one(manifests: list[Manifest], kind: str, suffix: str = "") -> Manifest:
+    found = [m for m in manifests if m["kind"] == kind and m["metadata"]["name"].endswith(suffix)]
+    check(len(found) == 1, f"expected one {kind}{' *' + suffix if suffix else ''}, found {len(found)}")
+    return found[0]
+
+
+def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
+    for manifest in manifests:
+        name = f"{manifest['kind']}/{manifest['metadata']['name']}"
+        if manifest["kind"] in ("Deployment", "Job"):
+            yield name, manifest["spec"]["template"]["spec"]
+        elif manifest["kind"] == "Pod":
+            yield name, manifest["spec"]
+
+
+def check_no_secret_values(text: str, manifests: list[Manifest]) -> None:
+    check(not [m for m in manifests if m["kind"] == "Secret"], "the chart must not create Secrets")
+    check(not CREDENTIALS_IN_URL.search(text), "a URL with credentials is rendered")
+    config_map = one(manifests, "ConfigMap")
+    check(not SECRET_VARIABLES & set(config_map["data"]), "a secret setting is in the ConfigMap")
+    for name, spec in pod_specs(manifests):
+        for container in spec["containers"]:
+            for variable in container.get("env", []):
+                if variable["name"] in SECRET_VARIABLES:
+                    check("value" not in variable, f"{name}: {variable['name']} has a literal value")
+                    reference = variable.get("valueFrom", {}).get("secretKeyRef", {})
+                    check(
+                        reference.get("name") and reference.get("key"), f"{name}: {variable['name']} is no secretKeyRef"
+                    )
+
+
+def check_hardened(manifests: list[Manifest]) -> None:
+    for name, spec in pod_specs(manifests):
+        pod = spec.get("securityContext", {})
+        check(pod.get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
+        check(pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{name}: seccomp RuntimeDefault")
+        check(spec.get("automountServiceAccountToken") is False, f"{name}: no API token")
+        for container in spec["containers"]:
+            context = container.get("securityContext", {})
+            check(context.get("readOnlyRootFilesystem") is True, f"{name}: read-only root filesystem")
+            check(context.get("allowPrivilegeEscalation") is False, f"{name}: allowPrivilegeEscalation false")
+            check(context.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: drop ALL capabilities")
+            check(context.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{name}: container seccomp")
+        if spec["containers"][0]["name"] in ("feedback-service", "migrate"):
+            tmp = {v["name"]: v for v in spec["volumes"]}.get("tmp", {})
+            check("emptyDir" in tmp, f"{name}: /tmp is an emptyDir")
+            mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+            check(TMP in mounts, f"{name}: /tmp mounted")
+
+
+def pod_environment(config_map: Manifest, container: Manifest) -> dict[str, str]:
+    environment = dict(config_map["data"]) if container.get("envFrom") else {}
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environment[variable["name"]] = variable["value"]
+        elif variable["name"] in SECRET_VARIABLES:  # stand-ins: the real values live in the Secrets
+            environment[variable["name"]] = {
+                "FEEDBACK_CLICKHOUSE_URL": "https://stand-in.invalid:8443",
+                "FEEDBACK_ADMIN_KEY": "a" * 32,
+                "FEEDBACK_TOKEN_SECRETS": "b" * 32,
+            }[variable["name"]]
+    return environment
+
+
+def check_service_pods(manifests: list[Manifest], *, hpa: bool, replicas: int) -> None:
+    deployment = one(manifests, "Deployment")
+    config_map = one(manifests, "ConfigMap")
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    if hpa:
+        check("replicas" not in deployment["spec"], "the HPA is on but the Deployment sets replicas")
+        one(manifests, "HorizontalPodAutoscaler")
+    else:
+        check(deployment["spec"].get("replicas") == replicas, f"Deployment replicas should be {replicas}")
+        check(not [m for m in manifests if m["kind"] == "HorizontalPodAutoscaler"], "an HPA without autoscaling")
+    budgets = [m for m in manifests if m["kind"] == "PodDisruptionBudget"]
+    check(len(budgets) == (1 if replicas > 1 else 0), f"{len(budgets)} PodDisruptionBudgets for {replicas} replicas")
+
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    check(ports.get("grpc") == 50051 and ports.get("metrics") == 9464, f"container ports {ports}")
+    liveness, readiness = container["livenessProbe"]["grpc"], container["readinessProbe"]["grpc"]
+    check(liveness["port"] == 50051 and not liveness.get("service"), "liveness: overall gRPC health status")
+    check(readiness == {"port": 50051, "service": READINESS_SERVICE}, f"readiness: {READINESS_SERVICE}")
+    service_ports = {
+        p["name"]: p["port"] for p in one(manifests, "Service", deployment["metadata"]["name"])["spec"]["ports"]
+    }
+    check(service_ports == {"grpc": 50051, "metrics": 9464}, f"Service ports {service_ports}")
+
+    environment = pod_environment(config_map, container)
+    check(environment.get("FEEDBACK_SKIP_MIGRATIONS") == "true", "pods must set FEEDBACK_SKIP_MIGRATIONS=true")
+    unknown = {n for n in environment if n.startswith("FEEDBACK_")} - KNOWN_VARIABLES
+    check(not unknown, f"settings the service does not know: {sorted(unknown)}")
+    try:
+        settings = load_settings(argparse.Namespace(), environment)
+    except ConfigError as error:
+        raise CheckError(f"the service refuses the rendered settings: {error}") from error
+    check(settings.listen == "0.0.0.0:50051" and settings.metrics_listen == "0.0.0.0:9464", "listen addresses")
+    check(settings.clickhouse_url and settings.skip_migrations and settings.log_format == "json", "pod settings")
+
+    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", ["sleep", "0"])
+    drain = float(pre_stop[1]) + settings.shutdown_grace_s
+    grace = spec["terminationGracePeriodSeconds"]
+    check(grace > drain, f"terminationGracePeriodSeconds {grace} must outlast preStop + shutdown grace ({drain} s)")
+
+
+def check_migration_job(manifests: list[Manifest]) -> None:
+    job = one(manifests, "Job", "-migrate")
+    annotations = job["metadata"]["annotations"]
+    check(annotations["helm.sh/hook"] == "pre-install,pre-upgrade", "migration Job hooks")
+    check(annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded", "hook delete policy")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    check(container["args"] == ["migrate"], "the Job runs `feedback migrate`")
+    deployment = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    check(container["image"] == deployment["image"], "the Job runs the pods' image")
+    config_map = one(manifests, "ConfigMap")
+    job_environment = pod_environment({"data": {}}, container)
+    pod_env = pod_environment(config_map, deployment)
+    pod_env.pop("FEEDBACK_SKIP_MIGRATIONS")
+    check(job_environment == pod_env, "the Job has the pods' settings (without FEEDBACK_SKIP_MIGRATIONS)")
+    load_settings(argparse.Namespace(), job_environment)
+
+
+def check_helm_test(manifests: list[Manifest]) -> None:
+    pod = one(manifests, "Pod", "-test-health")
+    check(pod["metadata"]["annotations"]["helm.sh/hook"] == "test", "the test pod is a helm test hook")
+    services = {arg for c in pod["spec"]["containers"] for arg in c["args"] if arg.startswith("-service=")}
+    check(services == {f"-service={READINESS_SERVICE}"} and len(pod["spec"]["containers"]) == 2, "test checks")
+
+
+def leaf_paths(node: object, prefix: str = "") -> Iterator[str]:
+    if isinstance(node, dict) and node:
+        for key, child in node.items():
+            yield from leaf_paths(child, f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip(".")
+
+
+def check_documented() -> None:
+    """Every value has a `## @param` in values.yaml, a schema entry and a row in helm/README.md."""
+    text = (CHART / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    readme = README.read_text()
+    documented = re.findall(r"^\s*## @param (\S+) ", text, re.MULTILINE)
+    for path in documented:
+        node: Any = values
+        properties: Any = schema
+        for part in path.split("."):
+            check(isinstance(node, dict) and part in node, f"@param {path} is not a value")
+            node = node[part]
+            properties = properties.get("properties", {})
+            check(part in properties, f"{path} is not in values.schema.json")
+            properties = properties[part]
+        check(f"| `{path}` |" in readme, f"{path} is not in the values table of helm/README.md")
+    for leaf in leaf_paths(values):
+        covered = any(leaf == path or leaf.startswith(path + ".") for path in documented)
+        check(covered, f"value {leaf} has no ## @param in values.yaml")
+
+
+def helm_template(helm: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    command = [helm, "template", "check", str(CHART), "--kube-version", "1.29.0", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+
+
+def check_refusals(helm: str) -> None:
+    """Broken values fail rendering with a message that says what to do."""
+    ci_values = str(CHART / "ci" / "default-values.yaml")
+    refusals = {
+        "no ClickHouse URL Secret": ([], "clickhouse.existingSecret is required"),
+        "grace period too short": (
+            ["-f", ci_values, "--set", "terminationGracePeriodSeconds=15"],
+            "terminationGracePeriodSeconds (15) must be longer than preStopSleepSeconds + "
+            "config.shutdownGraceSeconds (15 s)",
+        ),
+        "unknown value": (["-f", ci_values, "--set", "replicas=3"], "Additional property replicas is not allowed"),
+        "wrong type": (["-f", ci_values, "--set", "config.logFormat=xml"], "config.logFormat must be one of"),
+        "HPA min above max": (
+            ["-f", ci_values, "--set", "autoscaling.enabled=true,autoscaling.minReplicas=5,autoscaling.maxReplicas=2"],
+            "autoscaling.minReplicas (5) is more than autoscaling.maxReplicas (2)",
+        ),
+    }
+    for name, (arguments, message) in refusals.items():
+        result = helm_template(helm, *arguments)
+        check(result.returncode != 0, f"{name}: rendering should fail")
+        check(message in result.stderr, f"{name}: expected {message!r} in: {result.stderr.strip()}")
+    accepted = helm_template(helm, "-f", ci_values, "--set", "terminationGracePeriodSeconds=16")
+    check(accepted.returncode == 0, f"a long enough grace period is accepted: {accepted.stderr.strip()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--helm", required=True, help="the helm binary")
+    parser.add_argument("renderings", nargs="+", metavar="NAME=FILE", help="default=... and cluster=...")
+    arguments = parser.parse_args()
+    renderings = dict(item.split("=", 1) for item in arguments.renderings)
+    # What the CI values files ask for: (HPA on, replicas or HPA minReplicas).
+    expected = {"default": (False, 1), "cluster": (True, 3)}
+    check(set(renderings) == set(expected), f"renderings must be {sorted(expected)}")
+    for name, path in renderings.items():
+        text = Path(path).read_text()
+        manifests = load(Path(path))
+        check_no_secret_values(text, manifests)
+        check_hardened(manifests)
+        hpa, replicas = expected[name]
+        check_service_pods(manifests, hpa=hpa, replicas=replicas)
+        check_migration_job(manifests)
+        check_helm_test(manifests)
+        print(f"helm/check_chart.py: {name}: {len(manifests)} resources pass")
+    check_refusals(arguments.helm)
+    check_documented()
+    print("helm/check_chart.py: broken values are refused with clear messages; every value is documented")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except CheckError as failure:
+        print(f"helm/check_chart.py: FAILED: {failure}", file=sys.stderr)
+        sys.exit(1)
