@@ -134,6 +134,13 @@ class Settings:
     metrics_listen: str | None = None
     tracing: str = "off"
 
+    def __post_init__(self) -> None:
+        if self.clickhouse_cluster and not self.clickhouse_url:
+            raise ConfigError(
+                "FEEDBACK_CLICKHOUSE_CLUSTER (--clickhouse-cluster) needs FEEDBACK_CLICKHOUSE_URL: the embedded "
+                "engine is one process on one machine and has no clusters"
+            )
+
     def engine_config(self) -> EngineConfig:
         return EngineConfig(
             data_dir=self.data_dir,
