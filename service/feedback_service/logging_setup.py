@@ -1,7 +1,8 @@
 """structlog set-up: JSON lines in production, readable console output on a TTY.
 
 Standard-library loggers (grpc, clickhouse-connect) go through the same
-renderer via ProcessorFormatter, so every line has one format.
+renderer via ProcessorFormatter, so every line has one format. With tracing on, a line
+logged within a span carries its ``trace_id`` and ``span_id``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ import logging
 import sys
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from feedback_service.observability.tracing import current_trace_ids
+
+
+def add_trace_ids(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """``trace_id`` and ``span_id`` of the current span; with tracing off, one None check."""
+    ids = current_trace_ids()
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"] = ids
+    return event_dict
 
 
 def configure_logging(*, log_format: str = "auto", level: str = "info") -> None:
@@ -20,6 +31,7 @@ def configure_logging(*, log_format: str = "auto", level: str = "info") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
     ]
     renderer: Processor = (
         structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(sort_keys=False)
