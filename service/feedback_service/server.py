@@ -1,4 +1,5 @@
-"""Wires the layers together and runs the gRPC server: start-up, health, reflection, graceful stop."""
+"""Wires the layers together and runs the gRPC server: start-up, health, reflection, metrics, tracing,
+graceful stop."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+from typing import TYPE_CHECKING
 
 import grpc
 import structlog
@@ -38,12 +40,17 @@ from feedback_service.domain.key_schemas import KeySchemaOperations, KeySchemaRe
 from feedback_service.domain.operations import FeedbackOperations, utc_now
 from feedback_service.domain.rate_limit import RateLimiter
 from feedback_service.local_admin_key import ensure_local_admin_key
+from feedback_service.observability.metrics import MetricsEndpoint, ServerMetrics
+from feedback_service.observability.tracing import build_tracing
 from feedback_service.store.annotation_store import ClickHouseAnnotationStore
 from feedback_service.store.api_key_store import ClickHouseApiKeyStore
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.feedback_key_store import ClickHouseKeySchemaStore
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore
 from feedback_service.store.migrations import Migration, apply_migrations
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 _log = structlog.get_logger("feedback_service.server")
 
@@ -71,12 +78,20 @@ async def migrate(engine: ClickHouseEngine) -> list[Migration]:
 
 
 class FeedbackServer:
-    """The service in one object: ``await start()``, then ``await stop()``."""
+    """The service in one object: ``await start()``, then ``await stop()``.
 
-    def __init__(self, settings: Settings) -> None:
+    ``tracer_provider``: trace with it whatever ``settings.tracing`` says (tests pass one with an
+    in-memory exporter); the caller keeps owning it.
+    """
+
+    def __init__(self, settings: Settings, *, tracer_provider: TracerProvider | None = None) -> None:
         self.settings = settings
-        self.engine = ClickHouseEngine(settings.engine_config())
+        # A registry per server, never prometheus_client's global one: servers in one process stay apart.
+        self.metrics = ServerMetrics() if settings.metrics_listen else None
+        self.tracing = build_tracing(settings.tracing, provider=tracer_provider)
+        self.engine = ClickHouseEngine(settings.engine_config(), metrics=self.metrics, tracing=self.tracing)
         self.store = ClickHouseFeedbackStore(self.engine, settings.batching_config(), settle_s=settings.settle_s)
+        self.store.batcher.instrument(metrics=self.metrics, tracing=self.tracing)
         self.keys = ClickHouseApiKeyStore(self.engine)
         admin_key = settings.configured_admin_key()
         self.tokens = TokenAuthority(settings.token_secrets)
@@ -91,6 +106,8 @@ class FeedbackServer:
                 ErrorAndLoggingInterceptor(
                     self.authenticator,
                     RateLimiter(rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst),
+                    metrics=self.metrics,
+                    tracing=self.tracing,
                 )
             ],
             options=[
@@ -101,6 +118,7 @@ class FeedbackServer:
             ],
         )
         self.port = 0
+        self._metrics_endpoint: MetricsEndpoint | None = None
         self._storage_probe: asyncio.Task[None] | None = None
         self._pending_health: asyncio.Future[None] | None = None
 
@@ -132,6 +150,9 @@ class FeedbackServer:
         if self.authenticator is not None:
             services.append(KEY_SERVICE_NAME)
         reflection.enable_server_reflection(services, self._server)
+        if self.metrics is not None and self.settings.metrics_listen is not None:
+            self._metrics_endpoint = MetricsEndpoint.start(self.settings.metrics_listen, self.metrics.registry)
+            _log.info("metrics_listening", address=self.settings.metrics_listen, port=self._metrics_endpoint.port)
         credentials = self.settings.server_credentials()
         try:
             if credentials is None:
@@ -152,6 +173,11 @@ class FeedbackServer:
         self._storage_probe = asyncio.create_task(self._probe_storage(), name="storage-probe")
         return self.port
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The port /metrics is served on (FEEDBACK_METRICS_LISTEN may say 0), or None: no endpoint."""
+        return None if self._metrics_endpoint is None else self._metrics_endpoint.port
+
     def _storage_changed(self, available: bool) -> None:
         """Readiness follows the database: the feedback service is NOT_SERVING while it is unreachable.
 
@@ -170,7 +196,8 @@ class FeedbackServer:
                 await self.engine.run(lambda client: client.query("SELECT 1"))
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Health NOT_SERVING, drain in-flight calls, flush the batcher, close the database."""
+        """Health NOT_SERVING, drain in-flight calls, flush the batcher, close the database, then stop
+        serving metrics and export the last spans."""
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         if self._storage_probe is not None:
             self._storage_probe.cancel()
@@ -178,6 +205,11 @@ class FeedbackServer:
         await self._server.stop(grace)
         await self.store.close()
         await asyncio.to_thread(self.engine.close)
+        if self._metrics_endpoint is not None:
+            await asyncio.to_thread(self._metrics_endpoint.stop)
+            self._metrics_endpoint = None
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)
         _log.info("stopped")
 
 

@@ -1,5 +1,5 @@
 """Per-RPC wrapping: decoding and size checks, authentication, scopes, rate limits, the call deadline,
-domain errors to gRPC status, and one log line per call."""
+domain errors to gRPC status, and one log line per call, beside which the call's metrics and span end."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -18,8 +18,19 @@ from feedback_service.api.errors import INTERNAL_STATUS, grpc_code, status_proto
 from feedback_service.domain.api_keys import Authenticator
 from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL, Principal
 from feedback_service.domain.call_context import call_deadline
-from feedback_service.domain.errors import FeedbackServiceError, FieldViolation, InvalidArgumentError
+from feedback_service.domain.errors import (
+    FeedbackServiceError,
+    FieldViolation,
+    InvalidArgumentError,
+    RateLimitedError,
+)
 from feedback_service.domain.rate_limit import RateLimiter
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from feedback_service.observability.metrics import ServerMetrics
+    from feedback_service.observability.otel import Tracing
 
 _log = structlog.get_logger("feedback_service.rpc")
 
@@ -64,9 +75,13 @@ def _check_decoded(request: Any) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Guard:
+class _PerServer:
+    """What every call of one server shares."""
+
     authenticator: Authenticator | None  # None: --insecure-no-auth
     limiter: RateLimiter
+    metrics: ServerMetrics | None  # None: no metrics endpoint
+    tracing: Tracing | None  # None: tracing off
 
 
 def _rate_key(principal: Principal) -> str:
@@ -83,15 +98,22 @@ def _cost(method: str, request: Any) -> int:
 
 
 class _Call:
-    """Times one RPC, authenticates it, and turns its exception, if any, into the status the client gets."""
+    """Times one RPC, authenticates it, turns its exception, if any, into the status the client gets,
+    and ends it in one log line, its metrics and its span."""
 
-    def __init__(self, method: str, guard: _Guard) -> None:
+    def __init__(self, method: str, shared: _PerServer, request: Any, context: grpc.aio.ServicerContext) -> None:
         self.method = method
         self.started = time.perf_counter()
         self.code = grpc.StatusCode.OK
         self.key_id = ""
-        self._authenticator = guard.authenticator
-        self._limiter = guard.limiter
+        self._authenticator = shared.authenticator
+        self._limiter = shared.limiter
+        self._metrics = None if shared.metrics is None else shared.metrics.rpc(method)
+        self._tracing = shared.tracing
+        self._span: Span | None = None
+        if self._tracing is not None:
+            self._span = self._tracing.start_rpc(method, context.invocation_metadata(), request)
+        self._streaming = False
 
     async def admit(self, request: Any, context: grpc.aio.ServicerContext) -> None:
         """Refuse undecodable requests, then authenticate and authorize the caller."""
@@ -105,7 +127,12 @@ class _Call:
         self.key_id = principal.key_id
         authorize(principal, self.method)
         set_principal(principal)
-        self._limiter.charge(_rate_key(principal), _cost(self.method, request))
+        try:
+            self._limiter.charge(_rate_key(principal), _cost(self.method, request))
+        except RateLimitedError:
+            if self._metrics is not None:
+                self._metrics.rate_limited()
+            raise
 
     async def fail(self, context: grpc.aio.ServicerContext, error: BaseException) -> None:
         if isinstance(error, FeedbackServiceError):
@@ -116,16 +143,32 @@ class _Call:
             return
         self.code = grpc.StatusCode.INTERNAL
         _log.exception("rpc_failed", method=self.method)
+        if self._span is not None:
+            self._span.record_exception(error)
         await context.abort_with_status(rpc_status.to_status(INTERNAL_STATUS))
 
-    def log(self) -> None:
-        duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
-        _log.info("rpc", method=self.method, code=self.code.name, duration_ms=duration_ms, key_id=self.key_id)
+    def stream_opened(self) -> None:
+        if self._metrics is not None:
+            self._metrics.stream_opened()
+            self._streaming = True
+
+    def finish(self) -> None:
+        """The RPC's one log line (with trace ids when tracing), then its metrics and the end of its span."""
+        duration_s = time.perf_counter() - self.started
+        _log.info(
+            "rpc", method=self.method, code=self.code.name, duration_ms=round(duration_s * 1000, 3), key_id=self.key_id
+        )
+        if self._metrics is not None:
+            if self._streaming:
+                self._metrics.stream_closed()
+            self._metrics.finished(self.code, duration_s)
+        if self._span is not None and self._tracing is not None:
+            self._tracing.end_rpc(self._span, self.code)
 
 
-def _wrap_unary(method: str, behavior: UnaryBehavior, guard: _Guard) -> UnaryBehavior:
+def _wrap_unary(method: str, behavior: UnaryBehavior, shared: _PerServer) -> UnaryBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Call(method, guard)
+        call = _Call(method, shared, request, context)
         try:
             await call.admit(request, context)
             return await behavior(request, context)
@@ -136,16 +179,17 @@ def _wrap_unary(method: str, behavior: UnaryBehavior, guard: _Guard) -> UnaryBeh
             await call.fail(context, error)
             raise
         finally:
-            call.log()
+            call.finish()
 
     return wrapped
 
 
-def _wrap_stream(method: str, behavior: StreamBehavior, guard: _Guard) -> StreamBehavior:
+def _wrap_stream(method: str, behavior: StreamBehavior, shared: _PerServer) -> StreamBehavior:
     async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        call = _Call(method, guard)
+        call = _Call(method, shared, request, context)
         try:
             await call.admit(request, context)
+            call.stream_opened()
             async for response in behavior(request, context):
                 yield response
         except asyncio.CancelledError:
@@ -155,17 +199,25 @@ def _wrap_stream(method: str, behavior: StreamBehavior, guard: _Guard) -> Stream
             await call.fail(context, error)
             raise
         finally:
-            call.log()
+            call.finish()
 
     return wrapped
 
 
 class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpcio is untyped
     """Authenticates every call (unless ``authenticator`` is None: auth off), lets servicers raise domain
-    errors, and ends every RPC in exactly one log line."""
+    errors, and ends every RPC in exactly one log line; with ``metrics`` and ``tracing`` (None: off) also
+    in its metrics and its span."""
 
-    def __init__(self, authenticator: Authenticator | None, limiter: RateLimiter) -> None:
-        self._guard = _Guard(authenticator, limiter)
+    def __init__(
+        self,
+        authenticator: Authenticator | None,
+        limiter: RateLimiter,
+        *,
+        metrics: ServerMetrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self._shared = _PerServer(authenticator, limiter, metrics, tracing)
 
     async def intercept_service(
         self,
@@ -178,13 +230,13 @@ class ErrorAndLoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
             return handler  # health and reflection keep their own behaviour
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, handler.unary_unary, self._guard),
+                _wrap_unary(method, handler.unary_unary, self._shared),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(method, handler.unary_stream, self._guard),
+                _wrap_stream(method, handler.unary_stream, self._shared),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )

@@ -7,6 +7,9 @@ after the rows are stored. While one flush runs the next batch accumulates, so
 batches grow with load without a timer; ``max_delay_s`` adds a short wait for
 company when the worker is idle. A single worker also makes each flush see
 the outcome of the previous one, which idempotency checks rely on.
+
+``instrument`` adds metrics (queue depth, rows and time per flush) and tracing (each
+write remembers its caller's span; a flush's database span belongs to those callers).
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from feedback_service.domain.errors import QueueFullError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
+
+    from feedback_service.observability.metrics import ServerMetrics
+    from feedback_service.observability.otel import Tracing
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -29,6 +38,7 @@ class _Request(Generic[Item, Result]):
     items: Sequence[Item]
     answer: asyncio.Future[list[Result]]
     enqueued_at: float
+    caller_span: SpanContext | None = None  # only with tracing
 
 
 class MicroBatcher(Generic[Item, Result]):
@@ -49,7 +59,21 @@ class MicroBatcher(Generic[Item, Result]):
         self._wakeup = asyncio.Event()
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
-        self.flushes = 0  # number of flush calls, for tests and metrics
+        self.flushes = 0  # number of flush calls, for tests
+        self._metrics: ServerMetrics | None = None
+        self._tracing: Tracing | None = None
+
+    def instrument(self, *, metrics: ServerMetrics | None, tracing: Tracing | None) -> None:
+        """Report to ``metrics`` and trace with ``tracing`` (None: not at all)."""
+        self._metrics = metrics
+        self._tracing = tracing
+        if metrics is not None:
+            metrics.watch_write_queue(lambda: self.queued_rows)
+
+    @property
+    def queued_rows(self) -> int:
+        """Rows waiting for a flush (not those of the flush running now)."""
+        return self._queued_rows
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="micro-batcher")
@@ -63,6 +87,8 @@ class MicroBatcher(Generic[Item, Result]):
                 f"the write queue is full ({self._queued_rows} rows waiting); retry after a short backoff"
             )
         request: _Request[Item, Result] = _Request(items, asyncio.get_running_loop().create_future(), time.monotonic())
+        if self._tracing is not None:
+            request.caller_span = self._tracing.capture()
         self._pending.append(request)
         self._queued_rows += len(items)
         self._wakeup.set()
@@ -114,13 +140,21 @@ class MicroBatcher(Generic[Item, Result]):
     async def _flush_batch(self, batch: list[_Request[Item, Result]]) -> None:
         items = [item for request in batch for item in request.items]
         self.flushes += 1
+        started = time.perf_counter()
         try:
-            results = await self._flush(items)
+            if self._tracing is None:
+                results = await self._flush(items)
+            else:
+                with self._tracing.write_batch([request.caller_span for request in batch], rows=len(items)):
+                    results = await self._flush(items)
         except Exception as error:  # every waiting caller learns why its write failed
             for request in batch:
                 if not request.answer.done():
                     request.answer.set_exception(error)
             return
+        finally:
+            if self._metrics is not None:
+                self._metrics.inserted(len(items), time.perf_counter() - started)
         start = 0
         for request in batch:
             end = start + len(request.items)

@@ -4,11 +4,15 @@ clickhouse-connect's chdb interface is synchronous (and its async client refuses
 chdb), so every database call runs in a bounded pool of worker threads and the
 event loop never blocks. Each worker has its own client: queries on one shared
 client serialise.
+
+With metrics, failed calls are counted by kind; with tracing, each call made within
+an RPC gets a span, and the worker runs in the caller's context (span included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import re
 import threading
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import clickhouse_connect
 import structlog
@@ -27,6 +31,10 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError,
 from feedback_service.domain.call_context import call_deadline
 from feedback_service.domain.errors import DeadlineExceededError, StoreInUseError, StoreUnavailableError
 from feedback_service.store import data_dir_lock
+
+if TYPE_CHECKING:
+    from feedback_service.observability.metrics import ServerMetrics
+    from feedback_service.observability.otel import Tracing
 
 T = TypeVar("T")
 _log = structlog.get_logger("feedback_service.store")
@@ -65,8 +73,12 @@ class EngineConfig:
 class ClickHouseEngine:
     """Runs database calls off the event loop, translating connection failures."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(
+        self, config: EngineConfig, *, metrics: ServerMetrics | None = None, tracing: Tracing | None = None
+    ) -> None:
         self.config = config
+        self._metrics = metrics
+        self._tracing = tracing
         self._executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="clickhouse")
         self._local = threading.local()
         self._clients: list[Client] = []
@@ -118,7 +130,12 @@ class ClickHouseEngine:
                 raise DeadlineExceededError("the call's deadline passed before the database was asked")
             limit_s = max(1, math.ceil(remaining))  # ClickHouse counts whole seconds
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, work, limit_s)
+        if self._tracing is None:
+            return await loop.run_in_executor(self._executor, self._call, work, limit_s)
+        with self._tracing.db_call(self.config.database):
+            # run_in_executor does not carry contextvars over (to_thread would): hand them to the worker.
+            context = contextvars.copy_context()
+            return await loop.run_in_executor(self._executor, context.run, self._call, work, limit_s)
 
     def _call(self, work: Callable[[Client], T], limit_s: int) -> T:
         client: Client | None = getattr(self._local, "client", None)
@@ -137,7 +154,12 @@ class ClickHouseEngine:
             raise self._unavailable(error) from error
         except DatabaseError as error:
             if _error_code(error) == _TIMEOUT_EXCEEDED:
+                self._count_error("timeout")
                 raise DeadlineExceededError("the database query ran out of the call's deadline") from error
+            self._count_error("other")
+            raise
+        except ClickHouseError:
+            self._count_error("other")
             raise
         self._report(available=True)
         return result
@@ -152,8 +174,13 @@ class ClickHouseEngine:
         # Callers get a short, safe message; the cause (hosts, driver text) goes to the log.
         # The driver's message holds the request URL with its bound parameters: never log those.
         _log.warning("clickhouse_unavailable", storage=self.config.describe, error=_QUERY_STRING.sub("?…", str(error)))
+        self._count_error("unavailable")
         self._report(available=False)
         return StoreUnavailableError("the feedback store is unavailable; retry with backoff")
+
+    def _count_error(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.db_error(kind)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
