@@ -79,11 +79,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 async def _migrate(settings: Settings) -> None:
     engine = ClickHouseEngine(settings.engine_config())
     try:
-        applied = await migrate(engine)
+        applied = await migrate(engine, cluster=settings.clickhouse_cluster)
     finally:
         engine.close()
     names = ", ".join(m.name for m in applied) or "nothing to apply, already up to date"
-    print(f"migrated {engine.config.describe}: {names}")
+    where = engine.config.describe
+    if settings.clickhouse_cluster:
+        where += f" on cluster {settings.clickhouse_cluster}"
+    print(f"migrated {where}: {names}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

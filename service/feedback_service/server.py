@@ -47,7 +47,7 @@ from feedback_service.store.api_key_store import ClickHouseApiKeyStore
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.feedback_key_store import ClickHouseKeySchemaStore
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore
-from feedback_service.store.migrations import Migration, apply_migrations
+from feedback_service.store.migrations import Migration, check_database_schema, migrate_database
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -63,18 +63,14 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 STORAGE_PROBE_S = 1.0
 
 
-async def migrate(engine: ClickHouseEngine) -> list[Migration]:
-    """Create the database and apply pending migrations."""
+async def migrate(engine: ClickHouseEngine, *, cluster: str | None = None) -> list[Migration]:
+    """Create the database and apply pending migrations; with a cluster name, ON CLUSTER on every node."""
+    return await asyncio.to_thread(migrate_database, engine, cluster=cluster)
 
-    def run() -> list[Migration]:
-        engine.create_database()
-        client = engine.connect(database=engine.config.database)
-        try:
-            return apply_migrations(client)
-        finally:
-            client.close()
 
-    return await asyncio.to_thread(run)
+async def check_schema(engine: ClickHouseEngine, *, cluster: str | None = None) -> int:
+    """For --skip-migrations: raise MigrationError unless every migration is applied; returns the version."""
+    return await asyncio.to_thread(check_database_schema, engine, cluster=cluster)
 
 
 class FeedbackServer:
@@ -123,9 +119,14 @@ class FeedbackServer:
         self._pending_health: asyncio.Future[None] | None = None
 
     async def start(self) -> int:
-        """Migrate, then listen; returns the bound port."""
-        applied = await migrate(self.engine)
-        _log.info("migrated", storage=self.engine.config.describe, applied=[m.name for m in applied])
+        """Migrate (with skip_migrations: check the schema is current), then listen; returns the bound port."""
+        cluster = self.settings.clickhouse_cluster
+        if self.settings.skip_migrations:
+            version = await check_schema(self.engine, cluster=cluster)
+            _log.info("schema_current", storage=self.engine.config.describe, version=version)
+        else:
+            applied = await migrate(self.engine, cluster=cluster)
+            _log.info("migrated", storage=self.engine.config.describe, applied=[m.name for m in applied])
         self.store.start()
         schema_store = ClickHouseKeySchemaStore(self.engine)
         schemas = KeySchemaRegistry(schema_store)
