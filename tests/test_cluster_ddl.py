@@ -378,3 +378,15 @@ def test_a_cluster_name_without_a_server_url_is_a_configuration_error(tmp_path: 
     assert done.returncode == 2, done
     assert "needs FEEDBACK_CLICKHOUSE_URL" in done.stderr
     assert not (tmp_path / "data").exists(), "refused before anything was created"
+
+
+def test_the_write_marker_watches_every_replica_on_a_cluster() -> None:
+    # Not runnable here (no cluster); the single-node marker runs in every follow-stream test.
+    from feedback_service.store.feedback_store import write_marker_sql
+
+    single = write_marker_sql(None)
+    clustered = write_marker_sql("prod-eu.1")
+    assert "table = 'feedback'" in single
+    assert "clusterAllReplicas('prod-eu.1', system.parts)" in clustered
+    assert "table = 'feedback_local'" in clustered
+    assert "sum(highest)" in clustered

@@ -86,7 +86,9 @@ class FeedbackServer:
         self.metrics = ServerMetrics() if settings.metrics_listen else None
         self.tracing = build_tracing(settings.tracing, provider=tracer_provider)
         self.engine = ClickHouseEngine(settings.engine_config(), metrics=self.metrics, tracing=self.tracing)
-        self.store = ClickHouseFeedbackStore(self.engine, settings.batching_config(), settle_s=settings.settle_s)
+        self.store = ClickHouseFeedbackStore(
+            self.engine, settings.batching_config(), settle_s=settings.settle_s, cluster=settings.clickhouse_cluster
+        )
         self.store.batcher.instrument(metrics=self.metrics, tracing=self.tracing)
         self.keys = ClickHouseApiKeyStore(self.engine)
         admin_key = settings.configured_admin_key()

@@ -58,6 +58,24 @@ _WRITE_MARKER = (
     f"SELECT max(max_block_number) FROM system.parts "
     f"WHERE database = currentDatabase() AND table = '{TABLE}' AND active"
 )
+
+
+def write_marker_sql(cluster: str | None) -> str:
+    """A number that grows with every insert into feedback, wherever it lands.
+
+    On a cluster, `feedback` is a Distributed table without parts: each replica's highest block
+    number of `feedback_local` grows with its inserts (merges keep it), so their sum grows with any.
+    The cluster name is a validated identifier (letters, digits, '_', '-', '.'; see config).
+    """
+    if cluster is None:
+        return _WRITE_MARKER
+    return (
+        "SELECT sum(highest) FROM (SELECT hostName() AS replica, max(max_block_number) AS highest "
+        f"FROM clusterAllReplicas('{cluster}', system.parts) "
+        f"WHERE database = currentDatabase() AND table = '{TABLE}_local' AND active GROUP BY replica)"
+    )
+
+
 _GROUP_COLUMNS = {
     GroupField.MODEL: "model",
     GroupField.MODEL_VERSION: "model_version",
@@ -113,10 +131,16 @@ class ClickHouseFeedbackStore:
     """
 
     def __init__(
-        self, engine: ClickHouseEngine, batching: BatchingConfig | None = None, *, settle_s: float = 0.0
+        self,
+        engine: ClickHouseEngine,
+        batching: BatchingConfig | None = None,
+        *,
+        settle_s: float = 0.0,
+        cluster: str | None = None,
     ) -> None:
         batching = batching or BatchingConfig()
         self._engine = engine
+        self._write_marker_sql = write_marker_sql(cluster)
         self._settle = timedelta(seconds=settle_s)
         self.changes = ChangeFeed()
         self._in_flight: Counter[datetime] = Counter()
@@ -158,7 +182,7 @@ class ClickHouseFeedbackStore:
 
     async def write_marker(self) -> int:
         # Every insert makes a part with a new, higher block number; merges keep the highest.
-        rows = await self._engine.run(lambda client: client.query(_WRITE_MARKER).result_rows)
+        rows = await self._engine.run(lambda client: client.query(self._write_marker_sql).result_rows)
         return int(rows[0][0])
 
     def safe_watermark(self) -> datetime:
