@@ -15,7 +15,6 @@ import math
 import os
 import re
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -35,6 +34,7 @@ from feedback_service.cli_client.exit_codes import EXIT_CODES_HELP, ExitCode, ex
 from feedback_service.cli_client.filters import parse_time
 from feedback_service.server import FeedbackServer
 from tests.support.auth import ADMIN_KEY
+from tests.support.ports import free_port
 from tests.support.server_process import child_environment
 
 CLI_TIMEOUT_S = 60
@@ -228,15 +228,8 @@ async def test_send_refuses_bad_input_with_its_exit_code_naming_the_field(
 # ---- connection, credentials and exit codes -------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def test_an_unreachable_server_exits_6(server: FeedbackServer, project: str, tmp_path: Path) -> None:
-    target = f"127.0.0.1:{_closed_port()}"
+    target = f"127.0.0.1:{free_port()}"
     done = await feedback_cli(server, "list", "--project", project, "--target", target, cwd=tmp_path)
     assert done.returncode == ExitCode.UNAVAILABLE, done
     assert done.stderr.startswith("feedback list: UNAVAILABLE: ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import textwrap
 import time
@@ -16,6 +15,7 @@ from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.server import FeedbackServer
 from tests.support.auth import ADMIN_KEY
+from tests.support.ports import free_port
 from tests.support.server_process import child_environment
 
 
@@ -29,13 +29,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
     while not await check():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.05)
-
-
-def unused_target() -> str:
-    """A loopback address where nothing listens (the port was free a moment ago)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
 async def test_log_returns_at_once_and_sends_a_batch_when_it_is_full(
@@ -117,7 +110,7 @@ async def test_a_full_buffer_with_the_drop_policy_drops_and_counts() -> None:
         close_timeout_s=0.5,
         on_error=lambda item, error: failures.append((item.feedback_id, error.code)),
     )
-    sdk = FeedbackClient(unused_target(), api_key=ADMIN_KEY, project="p", batching=options)
+    sdk = FeedbackClient(f"127.0.0.1:{free_port()}", api_key=ADMIN_KEY, project="p", batching=options)
     results = [sdk.log(thumbs_up(f"trace-{n}")) for n in range(8)]
     assert [r is None for r in results] == [False] * 5 + [True] * 3
     await sdk.close()
@@ -130,7 +123,7 @@ async def test_a_full_buffer_with_the_block_policy_waits_then_drops() -> None:
     options = BatchingOptions(
         max_batch_items=2, max_buffer_items=2, full_buffer="block", block_timeout_s=0.3, close_timeout_s=0.2
     )
-    sdk = FeedbackClient(unused_target(), api_key=ADMIN_KEY, project="p", batching=options)
+    sdk = FeedbackClient(f"127.0.0.1:{free_port()}", api_key=ADMIN_KEY, project="p", batching=options)
     sdk.log(thumbs_up("a"))
     sdk.log(thumbs_up("b"))
     started = time.monotonic()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,16 +19,10 @@ from feedback_service.config import Settings
 from feedback_service.server import FeedbackServer
 from tests.support.auth import ADMIN_KEY
 from tests.support.clickhouse_http import ClickHouseHttpFixture
+from tests.support.ports import free_port
 from tests.support.server_process import ServerProcess
 
 FAST_RETRY = RetryPolicy(max_attempts=None, initial_backoff_s=0.05, max_backoff_s=0.5, max_elapsed_s=60)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def raw_row_counts(server: FeedbackServer, project: str) -> tuple[int, int]:

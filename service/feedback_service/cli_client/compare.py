@@ -12,7 +12,7 @@ from feedback_proto.v1 import aggregates_pb2, feedback_service_pb2
 from feedback_service.cli_client.command import Command
 from feedback_service.cli_client.connection import ConnectionOptions
 from feedback_service.cli_client.exit_codes import ExitCode
-from feedback_service.cli_client.filters import TIME_HELP, add_time_arguments, checked_range, timestamp
+from feedback_service.cli_client.filters import TIME_HELP, add_time_arguments, set_time_range
 from feedback_service.cli_client.output import SOURCE_NAMES, machine_output, message_to_dict, write_json_line
 
 SIGNIFICANCE = 0.05
@@ -48,7 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def compare_request(arguments: argparse.Namespace) -> feedback_service_pb2.CompareVersionsRequest:
-    since, until = checked_range(arguments)
     request = feedback_service_pb2.CompareVersionsRequest(
         model=arguments.model,
         version_a=arguments.version_a,
@@ -56,10 +55,7 @@ def compare_request(arguments: argparse.Namespace) -> feedback_service_pb2.Compa
         keys=arguments.keys,
         sources=[SOURCE_NAMES[name] for name in arguments.sources],
     )
-    if since is not None:
-        request.start_time.CopyFrom(timestamp(since))
-    if until is not None:
-        request.end_time.CopyFrom(timestamp(until))
+    set_time_range(request, arguments)
     return request
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -45,12 +46,26 @@ def add_time_arguments(parser: argparse._ActionsContainer) -> None:
     parser.add_argument("--until", type=parse_time, metavar="TIME", help="only feedback created before TIME")
 
 
-def checked_range(arguments: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+class _TimeRanged(Protocol):
+    """A request with a create-time range (ListFeedback, CompareVersions, AggregateFilter)."""
+
+    @property
+    def start_time(self) -> Timestamp: ...
+
+    @property
+    def end_time(self) -> Timestamp: ...
+
+
+def set_time_range(message: _TimeRanged, arguments: argparse.Namespace) -> None:
+    """Copy --since/--until into ``message``; a usage error when the range is empty."""
     since: datetime | None = arguments.since
     until: datetime | None = arguments.until
     if since is not None and until is not None and until <= since:
         raise UsageError(f"--until ({until.isoformat()}) must be after --since ({since.isoformat()})")
-    return since, until
+    if since is not None:
+        message.start_time.CopyFrom(timestamp(since))
+    if until is not None:
+        message.end_time.CopyFrom(timestamp(until))
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,15 +89,11 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 def aggregate_filter(arguments: argparse.Namespace) -> aggregates_pb2.AggregateFilter:
     """The AggregateFilter of the filter options; the project comes from the client (or the key)."""
-    since, until = checked_range(arguments)
     selected = aggregates_pb2.AggregateFilter(
         models=arguments.models,
         model_versions=arguments.model_versions,
         keys=arguments.keys,
         sources=[SOURCE_NAMES[name] for name in arguments.sources],
     )
-    if since is not None:
-        selected.start_time.CopyFrom(timestamp(since))
-    if until is not None:
-        selected.end_time.CopyFrom(timestamp(until))
+    set_time_range(selected, arguments)
     return selected

@@ -12,7 +12,7 @@ from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
 from feedback_service.cli_client.command import Command
 from feedback_service.cli_client.connection import ConnectionOptions
 from feedback_service.cli_client.exit_codes import ExitCode
-from feedback_service.cli_client.filters import TIME_HELP, add_time_arguments, checked_range, timestamp
+from feedback_service.cli_client.filters import TIME_HELP, add_time_arguments, set_time_range
 from feedback_service.cli_client.output import (
     SOURCE_NAMES,
     machine_output,
@@ -62,7 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def list_request(arguments: argparse.Namespace) -> feedback_service_pb2.ListFeedbackRequest:
-    since, until = checked_range(arguments)
     limit: int = arguments.limit
     request = feedback_service_pb2.ListFeedbackRequest(
         trace_id=arguments.trace_id,
@@ -74,10 +73,7 @@ def list_request(arguments: argparse.Namespace) -> feedback_service_pb2.ListFeed
         # One more than the limit, to tell whether more exist.
         page_size=min(limit + 1, _MAX_PAGE_SIZE) if limit else _MAX_PAGE_SIZE,
     )
-    if since is not None:
-        request.start_time.CopyFrom(timestamp(since))
-    if until is not None:
-        request.end_time.CopyFrom(timestamp(until))
+    set_time_range(request, arguments)
     return request
 
 

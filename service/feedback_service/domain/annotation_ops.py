@@ -51,6 +51,7 @@ class AnnotationStore(Protocol):
     async def get_queue(self, project: str, queue_id: str) -> Queue | None: ...
     async def list_queues(self, project: str) -> list[Queue]: ...
     async def items(self, project: str, queue_id: str) -> list[QueueItem]: ...
+    async def item(self, project: str, queue_id: str, item_id: str) -> QueueItem | None: ...
     async def add_items(self, project: str, queue_id: str, items: Sequence[QueueItem]) -> None: ...
     async def traces_matching(self, project: str, selector: FeedbackSelector) -> list[QueueItem]: ...
     async def claims(self, project: str, queue_id: str) -> list[Claim]: ...
@@ -177,10 +178,12 @@ class AnnotationOperations:
         queue = await self.get_queue(project, queue_id)
         _check_annotation_keys(queue, drafts)
         async with self._lock(queue_id):
-            done = await self._already_submitted(project, queue_id, claim_id, drafts)
-            if done is not None:
-                return done  # a retry of a submission that succeeded
-            claim, item = await self._live_claim(project, queue_id, claim_id)
+            claim = await self._find_claim(project, queue_id, claim_id)
+            if claim is not None and claim.state is ClaimState.DONE:
+                return await self._submitted(project, claim_id, drafts)  # a retry of a submission that succeeded
+            claim = self._live(claim, claim_id)
+            item = await self._store.item(project, queue_id, claim.item_id)
+            assert item is not None, "a claim always names an item of its queue"
             annotations = [_annotation(draft, project, item, claim) for draft in drafts]
             stored = await self._feedback.create_all(annotations, actor=actor)
             await self._store.put_claim(
@@ -188,13 +191,8 @@ class AnnotationOperations:
             )
         return stored
 
-    async def _already_submitted(
-        self, project: str, queue_id: str, claim_id: str, drafts: Sequence[FeedbackInput]
-    ) -> list[Feedback] | None:
-        claims = await self._store.claims(project, queue_id)
-        claim = next((c for c in claims if c.claim_id == claim_id and c.state is ClaimState.DONE), None)
-        if claim is None:
-            return None
+    async def _submitted(self, project: str, claim_id: str, drafts: Sequence[FeedbackInput]) -> list[Feedback]:
+        """What a completed claim stored, when it is submitted again with the same keys."""
         try:
             return [await self._feedback.get(project, f"ann_{claim_id}_{draft.key}") for draft in drafts]
         except NotFoundError:
@@ -203,23 +201,24 @@ class AnnotationOperations:
     async def skip(self, project: str, queue_id: str, claim_id: str) -> None:
         await self.get_queue(project, queue_id)
         async with self._lock(queue_id):
-            claim, _ = await self._live_claim(project, queue_id, claim_id)
+            claim = self._live(await self._find_claim(project, queue_id, claim_id), claim_id)
             await self._store.put_claim(
                 project, dataclasses.replace(claim, state=ClaimState.SKIPPED, update_time=self._clock())
             )
 
-    async def _live_claim(self, project: str, queue_id: str, claim_id: str) -> tuple[Claim, QueueItem]:
+    async def _find_claim(self, project: str, queue_id: str, claim_id: str) -> Claim | None:
         found = ViolationCollector()
         if not claim_id:
             found.add("claim_id", "is required")
         found.raise_if_any()
-        now = self._clock()
-        claim = next((c for c in await self._store.claims(project, queue_id) if c.claim_id == claim_id), None)
-        if claim is None or not claim.holds(now):
+        return next((c for c in await self._store.claims(project, queue_id) if c.claim_id == claim_id), None)
+
+    def _live(self, claim: Claim | None, claim_id: str) -> Claim:
+        """The claim if its lease still holds; LEASE_EXPIRED otherwise."""
+        if claim is None or not claim.holds(self._clock()):
             state = "unknown" if claim is None else ("expired" if claim.state is ClaimState.CLAIMED else "used")
             raise LeaseExpiredError(f"claim {claim_id!r} is {state}: claim the item again; nothing was stored")
-        item = next(i for i in await self._store.items(project, queue_id) if i.item_id == claim.item_id)
-        return claim, item
+        return claim
 
     async def agreement(
         self,

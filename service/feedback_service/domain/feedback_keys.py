@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -166,7 +166,3 @@ def apply_key_update(current: KeySchema, change: KeySchema, mask: Sequence[str],
 
 def _is_set(schema: KeySchema, name: str) -> bool:
     return bool(getattr(schema, name))
-
-
-def schemas_by_name(schemas: Sequence[KeySchema]) -> Mapping[str, KeySchema]:
-    return {schema.name: schema for schema in schemas}

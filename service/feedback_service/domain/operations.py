@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from feedback_service.domain.errors import (
@@ -14,7 +14,7 @@ from feedback_service.domain.errors import (
     KeyArchivedError,
     NotFoundError,
 )
-from feedback_service.domain.feedback_keys import check_against_schema
+from feedback_service.domain.feedback_keys import KeySchema, check_against_schema
 from feedback_service.domain.fingerprint import create_fingerprint
 from feedback_service.domain.key_schemas import KeySchemaRegistry
 from feedback_service.domain.listing import (
@@ -40,6 +40,7 @@ MAX_BATCH_SIZE = 1000
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 Clock = Callable[[], datetime]
+ProjectSchemas = Mapping[str, Mapping[str, KeySchema]]  # project -> key name -> schema
 
 
 def utc_now() -> datetime:
@@ -60,8 +61,7 @@ class FeedbackOperations:
 
     async def create(self, draft: FeedbackInput, *, actor: str = "") -> Feedback:
         """``actor`` is the key id of the caller's credential, kept for audit."""
-        new = self._prepare(draft, actor)
-        await self._check_schema(new.feedback)
+        new = self._prepare(draft, actor, await self._schemas_of([draft]))
         (outcome,) = await self._store.create([new])
         return _resolve(outcome)
 
@@ -77,11 +77,10 @@ class FeedbackOperations:
             )
         results: list[Feedback | FeedbackServiceError] = []
         valid: list[tuple[int, NewFeedback]] = []
+        schemas = await self._schemas_of(drafts)
         for position, draft in enumerate(drafts):
             try:
-                new = self._prepare(draft, actor)
-                await self._check_schema(new.feedback)
-                valid.append((position, new))
+                valid.append((position, self._prepare(draft, actor, schemas)))
             except (InvalidArgumentError, KeyArchivedError) as error:
                 results.append(error)
             else:
@@ -99,11 +98,10 @@ class FeedbackOperations:
         """Store every item or none: all are validated (paths ``feedback[i]``) before one write."""
         prepared: list[NewFeedback] = []
         violations: list[FieldViolation] = []
+        schemas = await self._schemas_of(drafts)
         for position, draft in enumerate(drafts):
             try:
-                new = self._prepare(draft, actor, prefix=f"feedback[{position}]")
-                await self._check_schema(new.feedback, prefix=f"feedback[{position}]")
-                prepared.append(new)
+                prepared.append(self._prepare(draft, actor, schemas, prefix=f"feedback[{position}]"))
             except InvalidArgumentError as error:
                 violations += error.violations
         if violations:
@@ -141,13 +139,11 @@ class FeedbackOperations:
     async def update(self, draft: FeedbackInput, mask: Sequence[str], *, actor: str = "") -> Feedback:
         _check_identity(draft.project, draft.feedback_id, prefix="feedback")
         now = self._now()
-        schemas = await self._schemas.for_project(draft.project) if self._schemas else {}
+        schemas = await self._schemas_of([draft])
 
         def change(current: Feedback) -> Feedback:
             updated = dataclasses.replace(apply_update(current, draft, mask, now), updated_by=actor)
-            found = ViolationCollector("feedback")
-            check_against_schema(updated, schemas.get(updated.key), found)
-            found.raise_if_any()
+            _check_schema(updated, schemas, "feedback")
             return updated
 
         # The store applies the change to the revision current at write time, never to a stale read.
@@ -157,21 +153,21 @@ class FeedbackOperations:
         _check_identity(project, feedback_id)
         await self._store.delete(project, feedback_id, self._now(), actor=actor)
 
-    def _prepare(self, draft: FeedbackInput, actor: str, prefix: str = "feedback") -> NewFeedback:
+    def _prepare(
+        self, draft: FeedbackInput, actor: str, schemas: ProjectSchemas, prefix: str = "feedback"
+    ) -> NewFeedback:
         feedback = validate_new_feedback(draft, now=self._now(), actor=actor, prefix=prefix)
+        _check_schema(feedback, schemas, prefix)
         if not draft.feedback_id:
             # A fresh server UUID has no earlier create to compare with, so no retry to recognise.
             return NewFeedback(feedback=feedback, fingerprint="", check_existing=False)
         return NewFeedback(feedback=feedback, fingerprint=create_fingerprint(feedback))
 
-    async def _check_schema(self, feedback: Feedback, prefix: str = "feedback") -> None:
-        """INVALID_ARGUMENT when the feedback breaks its key's schema; FAILED_PRECONDITION for archived keys."""
+    async def _schemas_of(self, drafts: Sequence[FeedbackInput]) -> ProjectSchemas:
+        """The key schemas of the projects the drafts name, looked up once per request."""
         if self._schemas is None:
-            return
-        schemas = await self._schemas.for_project(feedback.project)
-        found = ViolationCollector(prefix)
-        check_against_schema(feedback, schemas.get(feedback.key), found)
-        found.raise_if_any()
+            return {}
+        return {project: await self._schemas.for_project(project) for project in {d.project for d in drafts}}
 
     def _now(self) -> datetime:
         # Strictly increasing: writes of one process never share a timestamp, so "newer" is always
@@ -183,6 +179,13 @@ class FeedbackOperations:
 
 # Placeholder for items whose outcome comes from the store below.
 _NOT_STORED_YET = FeedbackServiceError("not stored yet")
+
+
+def _check_schema(feedback: Feedback, schemas: ProjectSchemas, prefix: str) -> None:
+    """INVALID_ARGUMENT when the feedback breaks its key's schema; FAILED_PRECONDITION for archived keys."""
+    found = ViolationCollector(prefix)
+    check_against_schema(feedback, schemas.get(feedback.project, {}).get(feedback.key), found)
+    found.raise_if_any()
 
 
 def _check_identity(project: str, feedback_id: str, *, prefix: str = "") -> None:

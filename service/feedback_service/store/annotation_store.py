@@ -27,6 +27,7 @@ _CLAIM_COLUMNS = [
     "project", "queue_id", "item_id", "reviewer", "claim_id", "state", "lease_expire_time", "update_time",
 ]  # fmt: skip
 _IN_QUEUE = "project = {project:String} AND queue_id = {queue_id:String}"
+_SELECT_ITEMS = "SELECT item_id, trace_id, span_id, model, model_version, add_time FROM queue_items FINAL"
 _SOURCE_NAMES = {Source.USER: "user", Source.REVIEWER: "reviewer", Source.AUTOMATED: "automated"}
 _THUMB_NAMES = {Thumb.UP: "up", Thumb.DOWN: "down"}
 
@@ -47,6 +48,18 @@ def _queue_of(row: Sequence[Any]) -> Queue:
         reviewers_per_item=int(per_item),
         lease=timedelta(milliseconds=int(lease_ms)),
         create_time=_utc(created),
+    )
+
+
+def _item_of(row: Sequence[Any]) -> QueueItem:
+    item_id, trace_id, span_id, model, model_version, added = row
+    return QueueItem(
+        item_id=item_id,
+        trace_id=trace_id,
+        span_id=span_id,
+        model=model,
+        model_version=model_version,
+        add_time=_utc(added),
     )
 
 
@@ -96,14 +109,16 @@ class ClickHouseAnnotationStore:
     async def items(self, project: str, queue_id: str) -> list[QueueItem]:
         """Oldest first: the order items are handed out in."""
         rows = await self._rows(
-            "SELECT item_id, trace_id, span_id, model, model_version, add_time FROM queue_items FINAL "
-            f"WHERE {_IN_QUEUE} ORDER BY add_time, item_id",
-            {"project": project, "queue_id": queue_id},
+            f"{_SELECT_ITEMS} WHERE {_IN_QUEUE} ORDER BY add_time, item_id", {"project": project, "queue_id": queue_id}
         )
-        return [
-            QueueItem(item_id=i, trace_id=t, span_id=s, model=m, model_version=v, add_time=_utc(a))
-            for i, t, s, m, v, a in rows
-        ]
+        return [_item_of(row) for row in rows]
+
+    async def item(self, project: str, queue_id: str, item_id: str) -> QueueItem | None:
+        rows = await self._rows(
+            f"{_SELECT_ITEMS} WHERE {_IN_QUEUE} AND item_id = {{item_id:String}}",
+            {"project": project, "queue_id": queue_id, "item_id": item_id},
+        )
+        return _item_of(rows[0]) if rows else None
 
     async def add_items(self, project: str, queue_id: str, items: Sequence[QueueItem]) -> None:
         rows = [

@@ -201,6 +201,8 @@ class BackgroundBatcher:
         thread.stop()
 
     def _ensure_started(self) -> None:
+        if self._thread is not None:
+            return  # started: log() takes no extra lock
         with self._start_lock:
             if self._thread is None:
                 thread = LoopThread("feedback-client-batcher")

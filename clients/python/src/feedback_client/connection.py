@@ -7,7 +7,6 @@ their channels from the same :class:`Connection`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 
@@ -93,7 +92,3 @@ class Connection:
         )
         return grpc.aio.secure_channel(self.target, credentials, options=options)
 
-
-def read_pem(path: str | Path | None) -> bytes | None:
-    """The bytes of a PEM file, or None; for TLS options given as paths."""
-    return None if path is None else Path(path).read_bytes()

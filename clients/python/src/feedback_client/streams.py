@@ -34,7 +34,7 @@ async def _messages(open_call: OpenCall, request: Any) -> AsyncIterator[Any]:
         call.cancel()
 
 
-async def _reopen_delay(error: FeedbackError, retry: RetryPolicy | None, attempt: int, since: float) -> float:
+def _reopen_delay(error: FeedbackError, retry: RetryPolicy | None, attempt: int, since: float) -> float:
     """How long to wait before reopening, or raise ``error`` when the stream must not be reopened."""
     if retry is None or error.code not in _RESUME_CODES:
         raise error
@@ -69,7 +69,7 @@ async def resumable(
                 yield message
             return
         except FeedbackError as error:
-            await asyncio.sleep(await _reopen_delay(error, retry, attempt, since))
+            await asyncio.sleep(_reopen_delay(error, retry, attempt, since))
             attempt += 1
 
 

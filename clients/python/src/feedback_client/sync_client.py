@@ -231,7 +231,7 @@ class SyncFeedbackClient:
         return self._client.log(feedback)
 
     def flush(self, timeout_s: float | None = None) -> bool:
-        return self._client._batcher.flush(timeout_s)
+        return self._thread.run(self._client.flush(timeout_s))
 
     def batch_stats(self) -> BatchStats:
         return self._client.batch_stats()
