@@ -91,4 +91,3 @@ class Connection:
             certificate_chain=self.client_certificate,
         )
         return grpc.aio.secure_channel(self.target, credentials, options=options)
-

@@ -65,7 +65,6 @@ class RetryPolicy:
         return self.max_elapsed_s is None or time.monotonic() + next_delay_s - started <= self.max_elapsed_s
 
 
-
 async def call_with_retry(
     attempt: Callable[[], Awaitable[Result]],
     policy: RetryPolicy,
