@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.binding import format_bind_value
 
 from feedback_service.domain.fingerprint import create_fingerprint
 from feedback_service.domain.listing import FeedbackFilter, PageCursor, micros_since_epoch
@@ -24,6 +25,7 @@ from feedback_service.server import migrate
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore
 from feedback_service.store.migrations import apply_migrations
+from feedback_service.store.query_params import StringArray
 from tests.support.clickhouse_http import ClickHouseHttpFixture
 
 REAL_SERVER_URL = os.environ.get("FEEDBACK_TEST_CLICKHOUSE_URL")
@@ -243,3 +245,42 @@ async def test_database_calls_get_the_remaining_deadline(engine: ClickHouseEngin
     finally:
         call_deadline.reset(token)
     assert await engine.run(lambda client: client.query("SELECT 1").result_rows) == [(1,)]  # no limit left behind
+
+
+# Every character clickhouse-connect escapes, quotes, and non-ASCII text.
+AWKWARD = ["plain", "it's", "back\\slash", "tab\there", "new\nline", "tick`", 'quote"', "ünïcode ✓", "", NASTY]
+
+
+def test_string_array_renders_exactly_what_clickhouse_connect_renders_for_the_list() -> None:
+    assert format_bind_value(StringArray(AWKWARD)) == format_bind_value(AWKWARD)
+
+
+async def test_string_array_parameters_reach_the_engine_verbatim(engine: ClickHouseEngine) -> None:
+    def echo(client: object) -> list[str]:
+        result = client.query(  # type: ignore[attr-defined]
+            "SELECT arrayJoin({values:Array(String)})", parameters={"values": StringArray(AWKWARD)}
+        )
+        return [row[0] for row in result.result_rows]
+
+    assert await engine.run(echo) == AWKWARD
+
+
+async def test_one_flush_finds_retried_ids_and_current_votes_with_awkward_ids(
+    store: ClickHouseFeedbackStore, engine: ClickHouseEngine
+) -> None:
+    """The single read of a flush looks up ids and the votes being replaced in one query."""
+    project = f"p{uuid.uuid4().hex[:8]}"
+    trace = uuid.uuid4().hex
+    ids = ["it's", "back\\slash", "tick`", 'quote"', "semi;colon"]
+    first_vote = _feedback(project, ids[0], trace_id=trace, source=Source.USER, author="user-1")
+    plain = [_feedback(project, feedback_id) for feedback_id in ids[1:4]]
+    assert {o.status for o in await store.create([_new(first_vote), *map(_new, plain)])} == {CreateStatus.CREATED}
+
+    second_vote = _feedback(
+        project, ids[4], trace_id=trace, source=Source.USER, author="user-1", value=FeedbackValue.of_thumb(Thumb.DOWN)
+    )
+    outcomes = await store.create([*map(_new, plain), _new(second_vote)])
+    assert [o.status for o in outcomes] == [CreateStatus.EXISTING] * 3 + [CreateStatus.CREATED]
+    assert await store.get(project, ids[0]) is None  # the user's earlier vote was replaced
+    assert await store.get(project, ids[4]) == second_vote
+    assert await _physical_rows(engine, project) == 6  # 4 creates, 1 new vote, 1 tombstone

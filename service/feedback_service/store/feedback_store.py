@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,10 +22,10 @@ from feedback_service.domain.aggregates import (
     TimeBucket,
 )
 from feedback_service.domain.changes import ChangeFeed
-from feedback_service.domain.errors import FeedbackServiceError, NotFoundError
+from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.domain.listing import FeedbackFilter, PageCursor, micros_since_epoch
-from feedback_service.domain.model import Feedback, Source
-from feedback_service.domain.ports import Change, CreateOutcome, CreateStatus, ExportFilter, NewFeedback
+from feedback_service.domain.model import Feedback
+from feedback_service.domain.ports import Change, CreateOutcome, ExportFilter, NewFeedback
 from feedback_service.store.batcher import MicroBatcher
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.rows import (
@@ -36,24 +36,22 @@ from feedback_service.store.rows import (
     StoredRow,
     source_name,
     source_of,
-    to_row,
+)
+from feedback_service.store.write_batch import (
+    Batch,
+    Command,
+    Create,
+    Delete,
+    Outcome,
+    Update,
+    read_latest,
+    read_state,
 )
 
 AGGREGATES_TABLE = "feedback_aggregates"
 AUTHORS_TABLE = "feedback_authors"
 EXPORT_TABLE = "feedback_by_time"
 
-# Latest revision per id, tombstones included, straight from the primary key:
-# correct before merges without FINAL.
-_LATEST_BY_ID = (
-    f"SELECT {SELECT_LIST} FROM {TABLE} "
-    "WHERE project = {project:String} AND feedback_id IN {ids:Array(String)} "
-    "ORDER BY revision DESC LIMIT 1 BY feedback_id"
-)
-# Current end-user votes on some traces, for one vote per user: primary-key lookups in user_votes.
-_CURRENT_VOTES = (
-    "SELECT feedback_id FROM user_votes FINAL WHERE project = {project:String} AND trace_id IN {traces:Array(String)}"
-)
 _WRITE_MARKER = (
     f"SELECT max(max_block_number) FROM system.parts "
     f"WHERE database = currentDatabase() AND table = '{TABLE}' AND active"
@@ -98,30 +96,6 @@ class BatchingConfig:
     max_queued_rows: int = 200_000
 
 
-@dataclass(frozen=True, slots=True)
-class _Create:
-    new: NewFeedback
-
-
-@dataclass(frozen=True, slots=True)
-class _Update:
-    project: str
-    feedback_id: str
-    change: Change
-
-
-@dataclass(frozen=True, slots=True)
-class _Delete:
-    project: str
-    feedback_id: str
-    now: datetime
-    actor: str = ""
-
-
-_Command = _Create | _Update | _Delete
-_Outcome = CreateOutcome | Feedback | None | FeedbackServiceError
-
-
 class ClickHouseFeedbackStore:
     """Implements feedback_service.domain.ports.FeedbackStore.
 
@@ -144,7 +118,7 @@ class ClickHouseFeedbackStore:
         self._settle = timedelta(seconds=settle_s)
         self.changes = ChangeFeed()
         self._in_flight: Counter[datetime] = Counter()
-        self.batcher: MicroBatcher[_Command, _Outcome] = MicroBatcher(
+        self.batcher: MicroBatcher[Command, Outcome] = MicroBatcher(
             self._flush,
             max_rows=batching.max_rows,
             max_delay_s=batching.max_delay_s,
@@ -159,24 +133,28 @@ class ClickHouseFeedbackStore:
         await self.batcher.close()
 
     async def create(self, items: Sequence[NewFeedback]) -> list[CreateOutcome]:
-        times = [item.feedback.create_time for item in items if item.feedback.create_time is not None]
-        self._in_flight.update(times)
+        # Only the oldest create time of a request matters to the watermark.
+        oldest = min((item.feedback.create_time for item in items if item.feedback.create_time), default=None)
+        if oldest is not None:
+            self._in_flight[oldest] += 1
         try:
-            outcomes = await self.batcher.submit([_Create(item) for item in items])
+            outcomes = await self.batcher.submit([Create(item) for item in items])
         finally:
-            self._in_flight.subtract(times)
-            self._in_flight += Counter()  # drop zero counts
+            if oldest is not None:
+                self._in_flight[oldest] -= 1
+                if not self._in_flight[oldest]:
+                    del self._in_flight[oldest]
         return [outcome for outcome in outcomes if isinstance(outcome, CreateOutcome)]
 
     async def update(self, project: str, feedback_id: str, change: Change) -> Feedback:
-        (outcome,) = await self.batcher.submit([_Update(project, feedback_id, change)])
+        (outcome,) = await self.batcher.submit([Update(project, feedback_id, change)])
         if isinstance(outcome, FeedbackServiceError):
             raise outcome
         assert isinstance(outcome, Feedback)
         return outcome
 
     async def delete(self, project: str, feedback_id: str, now: datetime, *, actor: str = "") -> None:
-        (outcome,) = await self.batcher.submit([_Delete(project, feedback_id, now, actor)])
+        (outcome,) = await self.batcher.submit([Delete(project, feedback_id, now, actor)])
         if isinstance(outcome, FeedbackServiceError):
             raise outcome
 
@@ -192,9 +170,8 @@ class ClickHouseFeedbackStore:
         return moment - self._settle
 
     async def get(self, project: str, feedback_id: str) -> Feedback | None:
-        latest = await self._engine.run(partial(_latest_rows, keys=[(project, feedback_id)]))
-        row = latest.get((project, feedback_id))
-        return None if row is None or row.deleted else row.feedback
+        rows = await self._engine.run(partial(read_latest, project=project, ids=[feedback_id]))
+        return None if not rows or rows[0].deleted else rows[0].feedback
 
     async def list_feedback(self, list_filter: FeedbackFilter, after: PageCursor | None, limit: int) -> list[Feedback]:
         sql, parameters = _list_query(list_filter, after, limit)
@@ -232,7 +209,7 @@ class ClickHouseFeedbackStore:
         result = await self._engine.run(lambda client: client.query(sql, parameters=parameters).result_rows)
         return [StoredRow(row).feedback for row in result]
 
-    async def _flush(self, commands: list[_Command]) -> list[_Outcome]:
+    async def _flush(self, commands: list[Command]) -> list[Outcome]:
         outcomes, projects = await self._engine.run(partial(_apply_commands, commands=commands))
         self.changes.publish(projects)
         return outcomes
@@ -247,148 +224,6 @@ _INSERT_SETTINGS = {"parallel_view_processing": 1, "optimize_on_insert": 0}
 
 def _insert(client: Client, rows: list[list[Any]]) -> None:
     client.insert(TABLE, rows, column_names=COLUMN_NAMES, column_type_names=COLUMN_TYPES, settings=_INSERT_SETTINGS)
-
-
-def _latest_rows(client: Client, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredRow]:
-    ids_by_project: dict[str, list[str]] = defaultdict(list)
-    for project, feedback_id in keys:
-        ids_by_project[project].append(feedback_id)
-    latest: dict[tuple[str, str], StoredRow] = {}
-    for project, ids in ids_by_project.items():
-        for raw in client.query(_LATEST_BY_ID, parameters={"project": project, "ids": ids}).result_rows:
-            row = StoredRow(raw)
-            latest[(project, row.feedback.feedback_id)] = row
-    return latest
-
-
-def _is_vote(feedback: Feedback) -> bool:
-    return feedback.source is Source.USER and bool(feedback.author)
-
-
-_VoteKey = tuple[str, str, str, str]  # project, trace_id, key, author
-
-
-def _vote_key(feedback: Feedback) -> _VoteKey:
-    return (feedback.project, feedback.trace_id, feedback.key, feedback.author)
-
-
-def _current_votes(client: Client, creates: Sequence[Feedback]) -> dict[_VoteKey, StoredRow]:
-    traces_by_project: dict[str, set[str]] = defaultdict(set)
-    for feedback in creates:
-        if _is_vote(feedback):
-            traces_by_project[feedback.project].add(feedback.trace_id)
-    votes: dict[_VoteKey, StoredRow] = {}
-    for project, traces in traces_by_project.items():
-        parameters = {"project": project, "traces": sorted(traces)}
-        vote_ids = [row[0] for row in client.query(_CURRENT_VOTES, parameters=parameters).result_rows]
-        for row in _latest_rows(client, [(project, feedback_id) for feedback_id in vote_ids]).values():
-            if not row.deleted:
-                votes[_vote_key(row.feedback)] = row
-    return votes
-
-
-@dataclass(frozen=True, slots=True)
-class _State:
-    feedback: Feedback
-    fingerprint: str
-    deleted: bool
-
-
-class _Batch:
-    """Applies a batch of write commands in order against the stored state, producing one insert."""
-
-    def __init__(self, latest: dict[tuple[str, str], StoredRow], votes: dict[_VoteKey, StoredRow]) -> None:
-        self.states = {key: _State(row.feedback, row.fingerprint, row.deleted) for key, row in latest.items()}
-        self.votes: dict[_VoteKey, str] = {}
-        for vote_key, row in votes.items():
-            self.votes[vote_key] = row.feedback.feedback_id
-            self.states.setdefault(
-                (row.feedback.project, row.feedback.feedback_id), _State(row.feedback, row.fingerprint, False)
-            )
-        self.rows: list[list[Any]] = []
-        self.projects: set[str] = set()
-
-    def apply(self, command: _Command) -> _Outcome:
-        if isinstance(command, _Create):
-            return self._create(command.new)
-        if isinstance(command, _Update):
-            return self._update(command)
-        return self._delete(command.project, command.feedback_id, command.now, command.actor)
-
-    def _current(self, project: str, feedback_id: str) -> _State:
-        state = self.states.get((project, feedback_id))
-        if state is None or state.deleted:
-            raise NotFoundError(f"feedback {feedback_id!r} not found in project {project!r}")
-        return state
-
-    def _create(self, new: NewFeedback) -> CreateOutcome:
-        feedback = new.feedback
-        key = (feedback.project, feedback.feedback_id)
-        prior = self.states.get(key)
-        if prior is not None:
-            if prior.deleted:
-                return CreateOutcome(CreateStatus.DELETED, prior.feedback)
-            status = CreateStatus.EXISTING if prior.fingerprint == new.fingerprint else CreateStatus.CONFLICT
-            return CreateOutcome(status, prior.feedback)
-        if _is_vote(feedback):
-            replaced = self.votes.get(_vote_key(feedback))
-            if replaced is not None:
-                assert feedback.create_time is not None
-                self._delete(feedback.project, replaced, feedback.create_time, feedback.created_by)
-            self.votes[_vote_key(feedback)] = feedback.feedback_id
-        self.rows.append(to_row(feedback, fingerprint=new.fingerprint))
-        self.states[key] = _State(feedback, new.fingerprint, deleted=False)
-        self.projects.add(feedback.project)
-        return CreateOutcome(CreateStatus.CREATED, feedback)
-
-    def _update(self, command: _Update) -> Feedback | FeedbackServiceError:
-        try:
-            current = self._current(command.project, command.feedback_id)
-            updated = command.change(current.feedback)
-        except FeedbackServiceError as error:
-            return error
-        self.rows.append(to_row(updated, fingerprint=current.fingerprint, prev=current.feedback))
-        self.states[(command.project, command.feedback_id)] = _State(updated, current.fingerprint, deleted=False)
-        self.projects.add(command.project)
-        return updated
-
-    def _delete(self, project: str, feedback_id: str, now: datetime, actor: str) -> NotFoundError | None:
-        try:
-            current = self._current(project, feedback_id)
-        except NotFoundError as error:
-            return error
-        tombstone = dataclasses.replace(
-            current.feedback, update_time=now, revision=current.feedback.revision + 1, updated_by=actor
-        )
-        self.rows.append(to_row(tombstone, fingerprint=current.fingerprint, deleted=True, prev=current.feedback))
-        self.states[(project, feedback_id)] = _State(tombstone, current.fingerprint, deleted=True)
-        vote_key = _vote_key(current.feedback)
-        if self.votes.get(vote_key) == feedback_id:
-            del self.votes[vote_key]
-        self.projects.add(project)
-        return None
-
-
-def _apply_commands(client: Client, commands: Sequence[_Command]) -> tuple[list[_Outcome], set[str]]:
-    """Look up what the commands touch (two queries), apply them in order, insert every row at once.
-
-    Runs on the batcher's single worker, so no other write of this process can
-    slip in between the lookups and the insert.
-    """
-    keys: list[tuple[str, str]] = []
-    creates: list[Feedback] = []
-    for command in commands:
-        if isinstance(command, _Create):
-            creates.append(command.new.feedback)
-            if command.new.check_existing:
-                keys.append((command.new.feedback.project, command.new.feedback.feedback_id))
-        else:
-            keys.append((command.project, command.feedback_id))
-    batch = _Batch(_latest_rows(client, keys), _current_votes(client, creates))
-    outcomes = [batch.apply(command) for command in commands]
-    if batch.rows:
-        _insert(client, batch.rows)
-    return outcomes, batch.projects
 
 
 def _scope_conditions(scope: FeedbackScope, time_column: str) -> tuple[list[str], dict[str, Any]]:
@@ -542,3 +377,16 @@ def _list_query(list_filter: FeedbackFilter, after: PageCursor | None, limit: in
         "ORDER BY create_time DESC, feedback_id DESC LIMIT {limit:UInt32}"
     )
     return sql, parameters
+
+
+def _apply_commands(client: Client, commands: Sequence[Command]) -> tuple[list[Outcome], set[str]]:
+    """Read what the commands touch (one query), apply them in order, insert every row at once.
+
+    Runs on the batcher's single worker, so no other write of this process can
+    slip in between the read and the insert.
+    """
+    batch = Batch(read_state(client, commands))
+    outcomes = [batch.apply(command) for command in commands]
+    if batch.rows:
+        _insert(client, batch.rows)
+    return outcomes, batch.projects
