@@ -92,6 +92,22 @@ async def test_follow_tails_new_feedback(stub: FeedbackServiceStub, project: str
         stream.cancel()
 
 
+async def test_follow_after_full_pages_resumes_after_the_last_one(stub: FeedbackServiceStub, project: str) -> None:
+    """Full pages are read ahead; when they run out, following continues after the last record sent."""
+    for feedback_id in ("a", "b", "c", "d"):
+        await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project, feedback_id=feedback_id)))
+    request = pb.ExportFeedbackRequest(filter=agg.AggregateFilter(project=project), chunk_size=2, follow=True)
+    stream = stub.ExportFeedback(request, timeout=30)
+    try:
+        pages = [await asyncio.wait_for(stream.read(), 5) for _ in range(2)]
+        assert [[f.feedback_id for f in page.feedback] for page in pages] == [["a", "b"], ["c", "d"]]
+        await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project, feedback_id="e")))
+        tail = await asyncio.wait_for(stream.read(), 3)
+        assert [f.feedback_id for f in tail.feedback] == ["e"]
+    finally:
+        stream.cancel()
+
+
 async def test_export_filters_select_corrections_of_one_version(stub: FeedbackServiceStub, project: str) -> None:
     items = [
         thumbs_up(project, feedback_id="fix-v2", model="bot", model_version="v2", correction="right answer"),

@@ -240,27 +240,42 @@ class EvaluationOperations:
         found.raise_if_any()
         limit = min(chunk_size or DEFAULT_CHUNK, MAX_CHUNK)
         after = decode_cursor(cursor, export_filter)
+
+        def read_page(after: PageCursor | None) -> asyncio.Task[list[Feedback]]:
+            # Only feedback older than the watermark: nothing created earlier can still arrive,
+            # so the order is final and a cursor never skips a late insert.
+            return asyncio.ensure_future(
+                self._store.export_page(export_filter, after, self._store.safe_watermark(), limit)
+            )
+
         with self._store.changes.subscribe(export_filter.scope.project) as changed:
-            while True:
-                # Only feedback older than the watermark: nothing created earlier can still arrive,
-                # so the order is final and a cursor never skips a late insert.
-                page = await self._store.export_page(export_filter, after, self._store.safe_watermark(), limit)
-                for part in _split_by_size(page):
-                    last = part[-1]
-                    assert last.create_time is not None
-                    after = PageCursor(micros_since_epoch(last.create_time), last.feedback_id)
-                    yield ExportChunk(part, encode_cursor(after, export_filter))
-                if len(page) == limit:
-                    continue
-                if not follow:
-                    return
-                # Poll even without a sign of a write: the watermark moves on by itself and lets
-                # through feedback that was still too fresh (e.g. on another replica) a moment ago.
-                # A page past the cursor reads only what is newer, so a poll costs little.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), self._timing.poll_s)
-                    await asyncio.sleep(self._timing.debounce_s)
-                changed.clear()
+            next_page = read_page(after)
+            try:
+                while True:
+                    page = await next_page
+                    if page:
+                        after = _cursor_after(page[-1])
+                    if len(page) == limit:  # read the next page while this one is sent
+                        next_page = read_page(after)
+                    for part in _split_by_size(page):
+                        yield ExportChunk(part, encode_cursor(_cursor_after(part[-1]), export_filter))
+                    if len(page) == limit:
+                        continue
+                    if not follow:
+                        return
+                    # Poll even without a sign of a write: the watermark moves on by itself and lets
+                    # through feedback that was still too fresh (e.g. on another replica) a moment
+                    # ago. A page past the cursor reads only what is newer, so a poll costs little.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), self._timing.poll_s)
+                        await asyncio.sleep(self._timing.debounce_s)
+                    changed.clear()
+                    next_page = read_page(after)
+            finally:
+                # A client that stops reading leaves no page read behind, nor its error unretrieved.
+                next_page.cancel()
+                if next_page.done() and not next_page.cancelled():
+                    next_page.exception()
 
     async def compare(
         self,
@@ -293,6 +308,11 @@ class EvaluationOperations:
             by_version[counts.key.model_version][counts.key.key] = counts
         keys = sorted(scope.keys or (by_version[version_a].keys() | by_version[version_b].keys()))
         return [_compare_key(key, by_version[version_a].get(key), by_version[version_b].get(key)) for key in keys]
+
+
+def _cursor_after(feedback: Feedback) -> PageCursor:
+    assert feedback.create_time is not None
+    return PageCursor(micros_since_epoch(feedback.create_time), feedback.feedback_id)
 
 
 def _approximate_size(feedback: Feedback) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from feedback_service.domain.model import Feedback, FeedbackValue, Source, Thumb, ValueKind
+from feedback_service.domain.model import NO_VALUE, Feedback, FeedbackValue, Source, Thumb, ValueKind
 
 TABLE = "feedback"
 
@@ -130,19 +130,27 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+# Values are immutable: one instance per thumb serves every row.
+_THUMB_VALUES = {name: FeedbackValue(ValueKind.THUMB, thumb) for name, thumb in _THUMBS.items()}
+
+
 def _value_from(kind: str, thumb: str, score: float, label: str) -> FeedbackValue:
-    value_kind = _VALUE_KINDS[kind]
-    if value_kind is ValueKind.THUMB:
-        return FeedbackValue.of_thumb(_THUMBS[thumb])
-    if value_kind is ValueKind.SCORE:
-        return FeedbackValue.of_score(score)
-    if value_kind is ValueKind.LABEL:
-        return FeedbackValue.of_label(label)
-    return FeedbackValue()
+    if kind == "thumb":
+        return _THUMB_VALUES[thumb]
+    if kind == "score":
+        return FeedbackValue(ValueKind.SCORE, Thumb.UNSPECIFIED, score)
+    if kind == "label":
+        return FeedbackValue(ValueKind.LABEL, Thumb.UNSPECIFIED, 0.0, label)
+    return NO_VALUE
 
 
 class StoredRow:
-    """A row read back: the record, whether it is a tombstone, and its create fingerprint."""
+    """A row read back: the record, whether it is a tombstone, and its create fingerprint.
+
+    Reads of whole pages (exports, lists) build one per row, so this is kept lean: positional
+    arguments in Feedback's field order, shared value objects, and the driver's fresh dict for
+    the metadata map (the store round-trip tests check every field).
+    """
 
     __slots__ = ("deleted", "feedback", "fingerprint")
 
@@ -174,25 +182,25 @@ class StoredRow:
             updated_by,
         ) = row
         self.feedback = Feedback(
-            project=project,
-            feedback_id=feedback_id,
-            trace_id=trace_id,
-            span_id=span_id,
-            session_id=session_id,
-            model=model,
-            model_version=model_version,
-            key=key,
-            value=_value_from(value_kind, thumb, score, label),
-            comment=comment,
-            correction=correction,
-            source=_SOURCES[source],
-            author=author,
-            metadata=dict(metadata),
-            create_time=_utc(create_time),
-            update_time=_utc(update_time),
-            revision=int(revision),
-            created_by=created_by,
-            updated_by=updated_by,
+            project,
+            feedback_id,
+            trace_id,
+            key,
+            _value_from(value_kind, thumb, score, label),
+            span_id,
+            session_id,
+            model,
+            model_version,
+            comment,
+            correction,
+            _SOURCES[source],
+            author,
+            metadata,
+            _utc(create_time),
+            _utc(update_time),
+            revision,
+            created_by,
+            updated_by,
         )
         self.deleted = bool(is_deleted)
         self.fingerprint: str = fingerprint
