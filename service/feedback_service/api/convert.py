@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
 from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
 from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
-from feedback_service.domain.model import Feedback, FeedbackInput, Source, ValueKind
+from feedback_service.domain.model import Feedback, FeedbackInput, FeedbackValue, Source, ValueKind
 from feedback_service.domain.validation import ViolationCollector
 
 _VALUE_KINDS = {None: ValueKind.NONE, "thumb": ValueKind.THUMB, "score": ValueKind.SCORE, "label": ValueKind.LABEL}
@@ -20,24 +22,28 @@ def feedback_input(message: feedback_pb2.Feedback, *, project: str | None = None
 
     ``project`` replaces the message's project (the one the caller's credential allows).
     """
+    metadata = message.metadata
+    # Positional, in FeedbackInput's field order (tests/test_create_fast_paths.py checks each field): a
+    # third cheaper than keywords on this per-item path.
     return FeedbackInput(
-        project=message.project if project is None else project,
-        feedback_id=message.feedback_id,
-        trace_id=message.trace_id,
-        span_id=message.span_id,
-        session_id=message.session_id,
-        model=message.model,
-        model_version=message.model_version,
-        key=message.key,
-        value_kind=_VALUE_KINDS[message.WhichOneof("value")],
-        thumb=message.thumb,
-        score=message.score,
-        label=message.label,
-        comment=message.comment,
-        correction=message.correction,
-        source=message.source,
-        author=message.author,
-        metadata=dict(message.metadata),
+        message.project if project is None else project,
+        message.feedback_id,
+        message.trace_id,
+        message.span_id,
+        message.session_id,
+        message.model,
+        message.model_version,
+        message.key,
+        _VALUE_KINDS[message.WhichOneof("value")],
+        message.thumb,
+        message.score,
+        message.label,
+        message.comment,
+        message.correction,
+        message.source,
+        message.author,
+        # A comprehension over the map is twice as fast as dict(map); most feedback has no metadata.
+        {name: metadata[name] for name in metadata} if metadata else {},
     )
 
 
@@ -46,6 +52,29 @@ def timestamp_of(moment: datetime | None) -> Timestamp | None:
         return None
     micros = micros_since_epoch(moment)
     return Timestamp(seconds=micros // 1_000_000, nanos=(micros % 1_000_000) * 1000)
+
+
+def _set_time(stamp: Timestamp, moment: datetime) -> None:
+    micros = micros_since_epoch(moment)
+    stamp.seconds = micros // 1_000_000
+    stamp.nanos = (micros % 1_000_000) * 1000
+
+
+def _put_metadata(message: feedback_pb2.Feedback, metadata: Mapping[str, str]) -> None:
+    # Entry by entry: several times cheaper than passing a dict (even an empty one) to the constructor.
+    if metadata:
+        entries = message.metadata
+        for name, text in metadata.items():
+            entries[name] = text
+
+
+def _put_value(message: feedback_pb2.Feedback, value: FeedbackValue) -> None:
+    if value.kind is ValueKind.THUMB:
+        message.thumb = feedback_pb2.Thumb.ValueType(int(value.thumb))
+    elif value.kind is ValueKind.SCORE:
+        message.score = value.score
+    elif value.kind is ValueKind.LABEL:
+        message.label = value.label
 
 
 def feedback_message(feedback: Feedback) -> feedback_pb2.Feedback:
@@ -62,21 +91,53 @@ def feedback_message(feedback: Feedback) -> feedback_pb2.Feedback:
         correction=feedback.correction,
         source=feedback_pb2.Source.ValueType(int(feedback.source)),
         author=feedback.author,
-        metadata=dict(feedback.metadata),
-        create_time=timestamp_of(feedback.create_time),
-        update_time=timestamp_of(feedback.update_time),
         revision=feedback.revision,
         created_by=feedback.created_by,
         updated_by=feedback.updated_by,
     )
-    value = feedback.value
-    if value.kind is ValueKind.THUMB:
-        message.thumb = feedback_pb2.Thumb.ValueType(int(value.thumb))
-    elif value.kind is ValueKind.SCORE:
-        message.score = value.score
-    elif value.kind is ValueKind.LABEL:
-        message.label = value.label
+    if feedback.create_time is not None:
+        _set_time(message.create_time, feedback.create_time)
+    if feedback.update_time is not None:
+        _set_time(message.update_time, feedback.update_time)
+    _put_metadata(message, feedback.metadata)
+    _put_value(message, feedback.value)
     return message
+
+
+def put_created_feedback(message: feedback_pb2.Feedback, sent: feedback_pb2.Feedback, stored: Feedback) -> None:
+    """Make ``message`` equal feedback_message(stored), for ``stored`` just created from the request item ``sent``.
+
+    Several times cheaper than feedback_message() on the create path: the request is copied whole, then
+    every field the server sets or may rewrite (ids and trace ids normalised, the project and the fields
+    a feedback token binds, times, revision, audit) is set from ``stored``. The fields left as copied
+    (session_id, key, the value, comment, correction, metadata) are stored exactly as sent. Never for a
+    retry, whose stored record is an earlier one.
+    """
+    message.CopyFrom(sent)
+    message.DiscardUnknownFields()  # feedback_message() carries none
+    message.project = stored.project
+    message.feedback_id = stored.feedback_id
+    message.trace_id = stored.trace_id
+    message.span_id = stored.span_id
+    message.model = stored.model
+    message.model_version = stored.model_version
+    message.source = feedback_pb2.Source.ValueType(int(stored.source))
+    message.author = stored.author
+    # Output-only fields: the caller's values, if any, are overwritten or cleared.
+    _put_time(message, "create_time", stored.create_time)
+    _put_time(message, "update_time", stored.update_time)
+    message.revision = stored.revision
+    message.created_by = stored.created_by
+    message.updated_by = stored.updated_by
+
+
+def _put_time(
+    message: feedback_pb2.Feedback, name: Literal["create_time", "update_time"], moment: datetime | None
+) -> None:
+    if moment is None:
+        message.ClearField(name)
+    else:
+        _set_time(getattr(message, name), moment)
 
 
 EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)

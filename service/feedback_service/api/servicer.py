@@ -7,10 +7,16 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 from feedback_client.tokens import VALUE_KINDS
-from feedback_proto.v1 import aggregates_pb2, feedback_service_pb2_grpc
+from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2_grpc
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.api.auth import current_principal
-from feedback_service.api.convert import feedback_filter, feedback_input, feedback_message, timestamp_of
+from feedback_service.api.convert import (
+    feedback_filter,
+    feedback_input,
+    feedback_message,
+    put_created_feedback,
+    timestamp_of,
+)
 from feedback_service.api.errors import status_proto
 from feedback_service.api.evaluation_convert import (
     aggregate_query,
@@ -31,6 +37,7 @@ from feedback_service.domain.evaluation import (
 from feedback_service.domain.feedback_tokens import TokenAuthority, bind_to_token
 from feedback_service.domain.model import FeedbackInput
 from feedback_service.domain.operations import FeedbackOperations
+from feedback_service.domain.ports import CreateOutcome, CreateStatus
 from feedback_service.domain.validation import ViolationCollector, check_project
 
 # grpcio is untyped: the context is Any to mypy, named here for readers.
@@ -59,6 +66,14 @@ def _own_scope(scope: FeedbackScope) -> FeedbackScope:
     return dataclasses.replace(scope, project=_project(scope.project))
 
 
+def _put_stored(message: feedback_pb2.Feedback, sent: feedback_pb2.Feedback, outcome: CreateOutcome) -> None:
+    """``message`` := the feedback stored for the request item ``sent``."""
+    if outcome.status is CreateStatus.CREATED:
+        put_created_feedback(message, sent, outcome.feedback)
+    else:  # a retry: the earlier record, which may differ from this request (times, a token's bindings)
+        message.CopyFrom(feedback_message(outcome.feedback))
+
+
 class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
     def __init__(
         self, operations: FeedbackOperations, evaluation: EvaluationOperations, tokens: TokenAuthority
@@ -72,24 +87,29 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         principal = current_principal()
         token = principal.token
         owned = _own(draft) if token is None else bind_to_token(draft, token)
-        stored = await self._operations.create(owned, actor=principal.key_id)
-        return pb.CreateFeedbackResponse(feedback=feedback_message(stored))
+        outcome = await self._operations.create(owned, actor=principal.key_id)
+        response = pb.CreateFeedbackResponse()
+        _put_stored(response.feedback, request.feedback, outcome)
+        return response
 
     async def BatchCreateFeedback(
         self, request: pb.BatchCreateFeedbackRequest, context: Context
     ) -> pb.BatchCreateFeedbackResponse:
         principal = current_principal()
+        sent = request.feedback
         outcomes = await self._operations.batch_create(
-            [feedback_input(item, project=principal.project_for(item.project)) for item in request.feedback],
+            [feedback_input(item, project=principal.project_for(item.project)) for item in sent],
             actor=principal.key_id,
         )
-        results = [
-            pb.BatchCreateFeedbackResult(error=status_proto(outcome))
-            if isinstance(outcome, FeedbackServiceError)
-            else pb.BatchCreateFeedbackResult(feedback=feedback_message(outcome))
-            for outcome in outcomes
-        ]
-        return pb.BatchCreateFeedbackResponse(results=results)
+        # Built in place: constructing each result and then the response would copy every message twice.
+        response = pb.BatchCreateFeedbackResponse()
+        results = response.results
+        for item, outcome in zip(sent, outcomes, strict=True):
+            if isinstance(outcome, FeedbackServiceError):
+                results.add(error=status_proto(outcome))
+            else:
+                _put_stored(results.add().feedback, item, outcome)
+        return response
 
     async def GetFeedback(self, request: pb.GetFeedbackRequest, context: Context) -> pb.GetFeedbackResponse:
         stored = await self._operations.get(_project(request.project), request.feedback_id)

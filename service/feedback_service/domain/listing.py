@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
 from feedback_service.domain.model import Source
@@ -57,7 +57,9 @@ class PageCursor:
 
 def micros_since_epoch(moment: datetime) -> int:
     """Exact microseconds since the Unix epoch (no float rounding)."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    # The parts of the timedelta: a few times cheaper than dividing it by one microsecond.
+    since = moment - _EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def effective_page_size(requested: int) -> int:

@@ -59,35 +59,40 @@ class FeedbackOperations:
         self._schemas = schemas
         self._last_time = datetime.min.replace(tzinfo=UTC)
 
-    async def create(self, draft: FeedbackInput, *, actor: str = "") -> Feedback:
-        """``actor`` is the key id of the caller's credential, kept for audit."""
+    async def create(self, draft: FeedbackInput, *, actor: str = "") -> CreateOutcome:
+        """The stored feedback: CREATED now, or EXISTING (a retry; its feedback is the earlier record).
+
+        ``actor`` is the key id of the caller's credential, kept for audit.
+        """
         new = self._prepare(draft, actor, await self._schemas_of([draft]))
         (outcome,) = await self._store.create([new])
         return _resolve(outcome)
 
     async def batch_create(
         self, drafts: Sequence[FeedbackInput], *, actor: str = ""
-    ) -> list[Feedback | FeedbackServiceError]:
-        """One result per item: the stored feedback or the item's own error."""
+    ) -> list[CreateOutcome | FeedbackServiceError]:
+        """One result per item: its outcome as create() returns it, or the item's own error."""
         if not drafts:
             raise InvalidArgumentError([FieldViolation("feedback", "must hold at least one item")])
         if len(drafts) > MAX_BATCH_SIZE:
             raise InvalidArgumentError(
                 [FieldViolation("feedback", f"must hold at most {MAX_BATCH_SIZE} items (got {len(drafts)})")]
             )
-        results: list[Feedback | FeedbackServiceError] = []
-        valid: list[tuple[int, NewFeedback]] = []
+        results: list[CreateOutcome | FeedbackServiceError] = []
+        positions: list[int] = []
+        valid: list[NewFeedback] = []
         schemas = await self._schemas_of(drafts)
         for position, draft in enumerate(drafts):
             try:
-                valid.append((position, self._prepare(draft, actor, schemas)))
+                valid.append(self._prepare(draft, actor, schemas))
             except (InvalidArgumentError, KeyArchivedError) as error:
                 results.append(error)
             else:
+                positions.append(position)
                 results.append(_NOT_STORED_YET)
         if valid:
-            outcomes = await self._store.create([new for _, new in valid])
-            for (position, _), outcome in zip(valid, outcomes, strict=True):
+            outcomes = await self._store.create(valid)
+            for position, outcome in zip(positions, outcomes, strict=True):
                 try:
                     results[position] = _resolve(outcome)
                 except FeedbackServiceError as error:
@@ -107,7 +112,7 @@ class FeedbackOperations:
         if violations:
             raise InvalidArgumentError(violations)
         outcomes = await self._store.create(prepared)
-        return [_resolve(outcome) for outcome in outcomes]
+        return [_resolve(outcome).feedback for outcome in outcomes]
 
     async def get(self, project: str, feedback_id: str) -> Feedback:
         _check_identity(project, feedback_id)
@@ -160,8 +165,8 @@ class FeedbackOperations:
         _check_schema(feedback, schemas, prefix)
         if not draft.feedback_id:
             # A fresh server UUID has no earlier create to compare with, so no retry to recognise.
-            return NewFeedback(feedback=feedback, fingerprint="", check_existing=False)
-        return NewFeedback(feedback=feedback, fingerprint=create_fingerprint(feedback))
+            return NewFeedback(feedback, "", False)
+        return NewFeedback(feedback, create_fingerprint(feedback))
 
     async def _schemas_of(self, drafts: Sequence[FeedbackInput]) -> ProjectSchemas:
         """The key schemas of the projects the drafts name, looked up once per request."""
@@ -172,19 +177,25 @@ class FeedbackOperations:
     def _now(self) -> datetime:
         # Strictly increasing: writes of one process never share a timestamp, so "newer" is always
         # defined (vote replacement, export order), even within one batch.
-        now = max(self._clock(), self._last_time + _ONE_MICROSECOND)
+        now = self._clock()
+        if now <= self._last_time:  # times have microsecond steps: "later" means one step later at least
+            now = self._last_time + _ONE_MICROSECOND
         self._last_time = now
         return now
 
 
+_NO_SCHEMAS: Mapping[str, KeySchema] = {}  # shared, not a new {} per item
 # Placeholder for items whose outcome comes from the store below.
 _NOT_STORED_YET = FeedbackServiceError("not stored yet")
 
 
 def _check_schema(feedback: Feedback, schemas: ProjectSchemas, prefix: str) -> None:
     """INVALID_ARGUMENT when the feedback breaks its key's schema; FAILED_PRECONDITION for archived keys."""
+    schema = schemas.get(feedback.project, _NO_SCHEMAS).get(feedback.key)
+    if schema is None:  # a free-form key: nothing to check (the common case, kept cheap)
+        return
     found = ViolationCollector(prefix)
-    check_against_schema(feedback, schemas.get(feedback.project, {}).get(feedback.key), found)
+    check_against_schema(feedback, schema, found)
     found.raise_if_any()
 
 
@@ -195,7 +206,10 @@ def _check_identity(project: str, feedback_id: str, *, prefix: str = "") -> None
     found.raise_if_any()
 
 
-def _resolve(outcome: CreateOutcome) -> Feedback:
+def _resolve(outcome: CreateOutcome) -> CreateOutcome:
+    """The outcome of a create that stored or found its feedback; AlreadyExistsError otherwise."""
+    if outcome.status is CreateStatus.CREATED:
+        return outcome
     feedback = outcome.feedback
     if outcome.status is CreateStatus.CONFLICT:
         raise AlreadyExistsError(
@@ -207,4 +221,4 @@ def _resolve(outcome: CreateOutcome) -> Feedback:
             f"feedback_id {feedback.feedback_id!r} was used by feedback that has since been deleted; "
             "ids are never reused"
         )
-    return feedback
+    return outcome
