@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -77,8 +77,12 @@ def _put_value(message: feedback_pb2.Feedback, value: FeedbackValue) -> None:
         message.label = value.label
 
 
-def feedback_message(feedback: Feedback) -> feedback_pb2.Feedback:
-    message = feedback_pb2.Feedback(
+def feedback_message(
+    feedback: Feedback, make: Callable[..., feedback_pb2.Feedback] = feedback_pb2.Feedback
+) -> feedback_pb2.Feedback:
+    """The message of ``feedback``; ``make`` may be a repeated field's ``add``, which builds it in
+    place in a response (exports: a copy of every message into the response saved)."""
+    message = make(
         feedback_id=feedback.feedback_id,
         project=feedback.project,
         trace_id=feedback.trace_id,

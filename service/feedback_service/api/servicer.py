@@ -160,7 +160,11 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
             selection, cursor=request.cursor, follow=request.follow, chunk_size=request.chunk_size
         )
         async for chunk in chunks:
-            yield pb.ExportFeedbackResponse(feedback=[feedback_message(f) for f in chunk.feedback], cursor=chunk.cursor)
+            response = pb.ExportFeedbackResponse(cursor=chunk.cursor)
+            add = response.feedback.add
+            for feedback in chunk.feedback:
+                feedback_message(feedback, add)
+            yield response
 
     async def CompareVersions(self, request: pb.CompareVersionsRequest, context: Context) -> pb.CompareVersionsResponse:
         scope = compare_scope(request)
