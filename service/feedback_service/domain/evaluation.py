@@ -37,6 +37,9 @@ from feedback_service.domain.validation import ViolationCollector, check_project
 
 DEFAULT_CHUNK = 1000
 MAX_CHUNK = 10_000
+# Exports read pages of this many records whatever the chunk size: each read has a fixed cost
+# (~20-30 ms on the embedded engine), which made 1,000-record chunks half as fast as 10,000.
+READ_PAGE = 10_000
 # A chunk stays well under gRPC's default 4 MiB receive limit, so any client can read it; a page of
 # large records (corrections run to 100,000 characters) goes out as several chunks.
 MAX_CHUNK_BYTES = 3 * 1024 * 1024
@@ -238,14 +241,14 @@ class EvaluationOperations:
         if chunk_size < 0:
             found.add("chunk_size", "must not be negative")
         found.raise_if_any()
-        limit = min(chunk_size or DEFAULT_CHUNK, MAX_CHUNK)
+        limit = min(chunk_size or DEFAULT_CHUNK, MAX_CHUNK)  # records per message
         after = decode_cursor(cursor, export_filter)
 
         def read_page(after: PageCursor | None) -> asyncio.Task[list[Feedback]]:
             # Only feedback older than the watermark: nothing created earlier can still arrive,
             # so the order is final and a cursor never skips a late insert.
             return asyncio.ensure_future(
-                self._store.export_page(export_filter, after, self._store.safe_watermark(), limit)
+                self._store.export_page(export_filter, after, self._store.safe_watermark(), READ_PAGE)
             )
 
         with self._store.changes.subscribe(export_filter.scope.project) as changed:
@@ -255,11 +258,11 @@ class EvaluationOperations:
                     page = await next_page
                     if page:
                         after = _cursor_after(page[-1])
-                    if len(page) == limit:  # read the next page while this one is sent
+                    if len(page) == READ_PAGE:  # read the next page while this one is sent
                         next_page = read_page(after)
-                    for part in _split_by_size(page):
+                    for part in _split(page, limit):
                         yield ExportChunk(part, encode_cursor(_cursor_after(part[-1]), export_filter))
-                    if len(page) == limit:
+                    if len(page) == READ_PAGE:
                         continue
                     if not follow:
                         return
@@ -322,14 +325,15 @@ def _approximate_size(feedback: Feedback) -> int:
     return size + _RECORD_OVERHEAD_BYTES
 
 
-def _split_by_size(page: list[Feedback]) -> list[list[Feedback]]:
-    """Consecutive parts of ``page``, each under MAX_CHUNK_BYTES (a single huge record stands alone)."""
+def _split(page: list[Feedback], limit: int) -> list[list[Feedback]]:
+    """Consecutive parts of ``page`` of at most ``limit`` records, each under MAX_CHUNK_BYTES (a single
+    huge record stands alone)."""
     parts: list[list[Feedback]] = []
     current: list[Feedback] = []
     budget = MAX_CHUNK_BYTES
     for feedback in page:
         size = _approximate_size(feedback)
-        if current and size > budget:
+        if current and (size > budget or len(current) == limit):
             parts.append(current)
             current, budget = [], MAX_CHUNK_BYTES
         current.append(feedback)
