@@ -50,8 +50,9 @@ def feedback_input(message: feedback_pb2.Feedback, *, project: str | None = None
 def timestamp_of(moment: datetime | None) -> Timestamp | None:
     if moment is None:
         return None
-    micros = micros_since_epoch(moment)
-    return Timestamp(seconds=micros // 1_000_000, nanos=(micros % 1_000_000) * 1000)
+    stamp = Timestamp()
+    _set_time(stamp, moment)
+    return stamp
 
 
 def _set_time(stamp: Timestamp, moment: datetime) -> None:

@@ -57,6 +57,8 @@ class FeedbackValue:
 
 
 NO_VALUE = FeedbackValue()
+# Values are immutable: one instance per thumb serves all feedback (reads and creates share them).
+THUMB_VALUES = {thumb: FeedbackValue(ValueKind.THUMB, thumb) for thumb in Thumb}
 
 
 @dataclass(frozen=True, slots=True)

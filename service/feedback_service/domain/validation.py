@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
-from feedback_service.domain.model import NO_VALUE, Feedback, FeedbackInput, FeedbackValue, Source, Thumb, ValueKind
+from feedback_service.domain.model import (
+    NO_VALUE,
+    THUMB_VALUES,
+    Feedback,
+    FeedbackInput,
+    FeedbackValue,
+    Source,
+    Thumb,
+    ValueKind,
+)
 
 MAX_FEEDBACK_ID = 128
 MAX_TRACE_ID = 128
@@ -42,8 +51,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Dict lookups: several times cheaper than calling the enum class on the per-item path.
 _SOURCE_OF = {int(source): source for source in Source}
 _SOURCES = frozenset(_SOURCE_OF)
-# Values are immutable: every thumbs-up can share one.
-_THUMB_VALUES = {int(thumb): FeedbackValue.of_thumb(thumb) for thumb in (Thumb.UP, Thumb.DOWN)}
+_VOTE_VALUES = {int(thumb): THUMB_VALUES[thumb] for thumb in (Thumb.UP, Thumb.DOWN)}  # the valid thumbs
 # A code point takes at most 4 bytes of UTF-8 (a lone surrogate 3): shorter values need no encoding.
 _SAFE_METADATA_VALUE_CHARS = MAX_METADATA_VALUE_BYTES // 4
 # Names already found valid, to skip their regex: a batch repeats one project and a few keys. Bounded,
@@ -219,7 +227,7 @@ def _plain_value(draft: FeedbackInput) -> FeedbackValue | None:
     """validated_value() when it finds nothing wrong (the content rules included); else None."""
     kind = draft.value_kind
     if kind is ValueKind.THUMB:
-        return _THUMB_VALUES.get(draft.thumb)
+        return _VOTE_VALUES.get(draft.thumb)
     if kind is ValueKind.SCORE:
         return FeedbackValue(ValueKind.SCORE, Thumb.UNSPECIFIED, draft.score) if math.isfinite(draft.score) else None
     if kind is ValueKind.LABEL:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from feedback_service.domain.model import NO_VALUE, Feedback, FeedbackValue, Source, Thumb, ValueKind
+from feedback_service.domain.model import NO_VALUE, THUMB_VALUES, Feedback, FeedbackValue, Source, Thumb, ValueKind
 
 TABLE = "feedback"
 
@@ -130,8 +130,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-# Values are immutable: one instance per thumb serves every row.
-_THUMB_VALUES = {name: FeedbackValue(ValueKind.THUMB, thumb) for name, thumb in _THUMBS.items()}
+_THUMB_VALUES = {name: THUMB_VALUES[thumb] for name, thumb in _THUMBS.items()}
 
 
 def _value_from(kind: str, thumb: str, score: float, label: str) -> FeedbackValue:
