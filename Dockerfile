@@ -1,6 +1,6 @@
 # The feedback service image (the Helm chart in helm/feedback-service runs it):
 #   docker build -t feedback-service:0.1.0 .
-#   docker run --rm -p 50051:50051 -e FEEDBACK_CLICKHOUSE_URL=http://user:pass@clickhouse:8123 feedback-service:0.1.0
+#   docker run --rm -p 50051:50051 -p 8080:8080 -e FEEDBACK_CLICKHOUSE_URL=http://user:pass@clickhouse:8123 feedback-service:0.1.0
 # Without FEEDBACK_CLICKHOUSE_URL it serves the embedded engine from /var/lib/feedback (mount a volume).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -26,6 +26,7 @@ ENV PATH=/opt/feedback/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     FEEDBACK_LISTEN=0.0.0.0:50051 \
+    FEEDBACK_HTTP_LISTEN=0.0.0.0:8080 \
     FEEDBACK_DATA_DIR=/var/lib/feedback
 RUN groupadd --system --gid 10001 feedback \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
@@ -34,7 +35,7 @@ RUN groupadd --system --gid 10001 feedback \
 COPY --from=build /opt/feedback /opt/feedback
 USER 10001:10001
 WORKDIR /var/lib/feedback
-# gRPC, Prometheus metrics (with FEEDBACK_METRICS_LISTEN=0.0.0.0:9464)
-EXPOSE 50051 9464
+# gRPC, HTTP (Connect, gRPC-Web, /healthz, /readyz), Prometheus metrics (with FEEDBACK_METRICS_LISTEN=0.0.0.0:9464)
+EXPOSE 50051 8080 9464
 ENTRYPOINT ["feedback"]
 CMD ["serve"]

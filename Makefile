@@ -1,7 +1,9 @@
 # Two commands on a fresh machine with only python3:
 #   make run    create .venv, install, migrate, start the server on the embedded engine
-#   make test   install what the tests need and run them
-# Also: make lint (ruff, mypy, buf lint, generated-code check), make protos (regenerate),
+#               (gRPC on 127.0.0.1:50051, HTTP: Connect, gRPC-Web, health on 127.0.0.1:8080)
+#   make test   install what the tests need and run them (pytest with the browser tests, JS unit tests)
+# Also: make lint (ruff, mypy, buf lint, generated-code checks, JS bundle check),
+#       make protos (regenerate the Python and TypeScript code),
 #       make bench (bench/ingest_bench.py, then bench/evaluation_bench.py: ingest, snapshot, freshness
 #       and export figures beside their limits; fails when either misses a target),
 #       make helm-check (helm lint, then helm template of helm/feedback-service validated against
@@ -12,6 +14,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 PACKAGES := pyproject.toml clients/python/pyproject.toml
+# The browser SDK (clients/js): its npm packages from the committed lockfile. Install scripts stay off:
+# esbuild and buf ship their binaries as platform packages and need none.
+JS := clients/js
+JS_DEPS := $(JS)/node_modules/.installed
 
 .PHONY: run test lint protos bench clean help helm-check
 
@@ -34,18 +40,26 @@ run: $(VENV)/.installed
 	$(BIN)/feedback migrate
 	exec $(BIN)/feedback serve
 
-test: $(VENV)/.installed-dev
+$(JS_DEPS): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+# The JS unit tests (tsc --strict, vitest), then pytest, whose tests/browser drive Chromium
+# (/usr/bin/chromium; they fail, never skip, without it) against the service started as a subprocess.
+test: $(VENV)/.installed-dev $(JS_DEPS)
+	cd $(JS) && npm test
 	$(BIN)/python -m pytest
 
 $(BUF):
 	npm install --no-save --silent @bufbuild/buf@1.75.0
 
-lint: $(VENV)/.installed-dev $(BUF)
+lint: $(VENV)/.installed-dev $(BUF) $(JS_DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check service tests clients/python/src/feedback_client clients/python/scripts
 	$(BIN)/mypy
 	cd protos && ../$(BUF) lint
 	$(BIN)/python clients/python/scripts/generate_protos.py --check
+	cd $(JS) && npm run --silent lint  # generated TypeScript current, tsc --strict, committed bundle current
 	@$(MAKE) --no-print-directory helm-check
 
 # The Helm chart, without a cluster: lint, render with the CI values files (default install; HPA, PDB,
@@ -92,8 +106,9 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/evaluation_bench.py || status=1; \
 	exit $$status
 
-protos: $(VENV)/.installed-dev
+protos: $(VENV)/.installed-dev $(JS_DEPS)
 	$(BIN)/python clients/python/scripts/generate_protos.py
+	cd $(JS) && npm run --silent generate
 
 clean:
-	rm -rf $(VENV) node_modules data
+	rm -rf $(VENV) node_modules data $(JS)/node_modules $(JS)/dist

@@ -12,10 +12,13 @@ smaller ones):
 1. With no server running, a child process opens the data dir with clickhouse-connect's embedded
    engine (chdb) and generates the missing rows server-side with ``INSERT INTO feedback (...)
    SELECT ... FROM numbers(...)``: revision-1 creates only, as the service writes them (full
-   column list of ``feedback_service.store.rows``, ``prev_exists = 0``), so the materialized view
-   fills ``feedback_aggregates`` exactly as for real creates. No ``OPTIMIZE``: the child waits
-   until the engine's own background merges go quiet (``--merge-wait-s``), and the tables are
-   measured as the load and those merges left them (rows and parts are printed).
+   column list of ``feedback_service.store.rows``, ``prev_exists = 0``); then the same rows go into
+   ``feedback_changes``, as the service's deriver sends them, so its materialized views fill
+   ``feedback_aggregates`` and the other derived tables exactly as for real creates; a derived-tables
+   checkpoint is recorded, so the server's start-up check covers only what is stored after it. No
+   ``OPTIMIZE``: the child waits until the engine's own background merges go quiet
+   (``--merge-wait-s``), and the tables are measured as the load and those merges left them (rows
+   and parts are printed).
 2. ``python -m feedback_service serve`` starts on that dir as a subprocess (tests/support's
    ServerProcess), is given up to ``--settle-s`` to go idle, and everything is measured over a
    real gRPC channel from this process:
@@ -94,13 +97,28 @@ AUTH = (("authorization", f"Bearer {ADMIN_KEY}"),)
 # Storage side: runs in a child process (one process per embedded data dir; the server is stopped).
 # =====================================================================================================
 
+
 # One SQL expression per column of feedback_service.store.rows.COLUMNS, over the columns of _SOURCE.
-# Keys: 60% "thumbs" (a thumb from an end user of a 50,000-user pool, with app metadata), 25%
-# "helpfulness" (a 1-5 score from one of 200 reviewers), 15% "topic" (one of six labels, reviewer);
-# 8% carry a comment, 2% a correction; each row has its own feedback_id (UUID) and trace id.
+# Keys: 60% "thumbs" (a thumb from an end user of a pool of ``users``, 50,000 here, with app metadata),
+# 25% "helpfulness" (a 1-5 score from one of 200 reviewers), 15% "topic" (one of six labels, reviewer);
+# 8% carry a comment, 2% a correction; each row has its own feedback_id (a UUID) and trace id.
+# Every value is a function of the row number (the feedback_id too): the loader generates each block
+# twice, into feedback and into feedback_changes, and both must hold the same rows.
+def column_expressions(users: int = USERS) -> dict[str, str]:
+    """The SQL expression of each column; ``users`` is the end-user pool of the thumbs."""
+    expressions = dict(_COLUMN_EXPRESSIONS)
+    expressions["author"] = (
+        f"if(k = 'thumbs', concat('user-', toString(a % {int(users)})), concat('reviewer-', toString(a % {REVIEWERS})))"
+    )
+    return expressions
+
+
 _COLUMN_EXPRESSIONS: dict[str, str] = {
     "project": f"'{PROJECT}'",
-    "feedback_id": "toString(generateUUIDv4(number))",
+    "feedback_id": (
+        "toString(reinterpretAsUUID(bitOr(bitShiftLeft(toUInt128(cityHash64(number, 11)), 64), "
+        "toUInt128(cityHash64(number, 12)))))"
+    ),
     "trace_id": "concat(lower(hex(cityHash64(number, 1))), lower(hex(cityHash64(number, 2))))",
     "span_id": "lower(hex(cityHash64(number, 3)))",
     "session_id": "concat('session-', toString(cityHash64(number, 4) % 200000))",
@@ -156,25 +174,69 @@ _SOURCE_COLUMNS = (
 )
 
 
-def _load_sql(column_names: Sequence[str], start: int, count: int, window_end_us: int) -> str:
-    """INSERT ... SELECT of rows ``start .. start+count-1``.
+def _load_sql(
+    column_names: Sequence[str],
+    start: int,
+    count: int,
+    window_end_us: int,
+    *,
+    table: str = "feedback",
+    window_s: int = WINDOW_S,
+    users: int = USERS,
+) -> str:
+    """INSERT ... SELECT of rows ``start .. start+count-1`` into ``table`` (feedback or feedback_changes).
 
-    create_time rises with the row number across the 7-day window (plus < 1 s of jitter), as it
-    does when feedback arrives over time, so each ~1M-row insert block covers a slice of the
-    window; every load covers the whole window again (the data of a larger size is spread over
-    the same 7 days).
+    create_time rises with the row number across the window (7 days by default, plus < 1 s of
+    jitter), as it does when feedback arrives over time, so each ~1M-row insert block covers a slice
+    of the window; every load covers the whole window again (the data of a larger size is spread over
+    the same window).
     """
-    window_us = WINDOW_S * 1_000_000
-    select = ", ".join(
-        name if _COLUMN_EXPRESSIONS[name] == name else f"{_COLUMN_EXPRESSIONS[name]} AS {name}" for name in column_names
-    )
+    if table not in ("feedback", "feedback_changes"):
+        raise ValueError(f"not a table the loader writes: {table}")
+    expressions = column_expressions(users)
+    window_us = int(window_s) * 1_000_000
+    select = ", ".join(name if expressions[name] == name else f"{expressions[name]} AS {name}" for name in column_names)
     create_time = (
         f"fromUnixTimestamp64Micro(toInt64({window_end_us - window_us} + intDiv((number - {start}) * {window_us}, "
         f"{count}) + cityHash64(number, 10) % 1000000), 'UTC')"
     )
     source = f"{_SOURCE_COLUMNS}, {create_time} AS t FROM numbers({start}, {count})"
     # Only integers computed here and constant fragments reach the SQL.
-    return f"INSERT INTO feedback ({', '.join(column_names)}) SELECT {select} FROM (SELECT {source})"  # noqa: S608
+    return f"INSERT INTO {table} ({', '.join(column_names)}) SELECT {select} FROM (SELECT {source})"  # noqa: S608
+
+
+# As the service's deriver inserts into feedback_changes (store/deriver.py): its views in parallel, no
+# in-block merge. On a single node nothing else applies.
+_CHANGES_SETTINGS = {"parallel_view_processing": 1, "optimize_on_insert": 0}
+
+
+def load_rows(
+    client: Any,
+    column_names: Sequence[str],
+    start: int,
+    count: int,
+    window_end_us: int,
+    *,
+    window_s: int = WINDOW_S,
+    users: int = USERS,
+) -> None:
+    """Store rows ``start .. start+count-1`` as the service does, straight through storage.
+
+    Since migration 0010 the views that fill the derived tables read ``feedback_changes`` (a Null
+    table), not ``feedback``: the service inserts into ``feedback`` and its deriver then inserts the
+    same rows into ``feedback_changes``. So does this: the same deterministic rows into both. Then it
+    records a derived-tables checkpoint (store/derived_repair.py), so the server's start-up check
+    covers only what is stored after it, not the whole database (which it would check otherwise).
+    """
+    from feedback_service.store.derived_repair import write_checkpoint  # noqa: PLC0415
+
+    options = {"window_s": window_s, "users": users}
+    client.command(_load_sql(column_names, start, count, window_end_us, table="feedback", **options))
+    client.command(
+        _load_sql(column_names, start, count, window_end_us, table="feedback_changes", **options),
+        settings=_CHANGES_SETTINGS,
+    )
+    write_checkpoint(client, datetime.now(UTC))
 
 
 _STATS_SQL = (
@@ -225,7 +287,7 @@ def _storage_main(argv: Sequence[str]) -> None:
             if missing:
                 raise SystemExit(f"bench out of date with feedback_service.store.rows: {sorted(missing)}")
             began = time.perf_counter()
-            client.command(_load_sql(COLUMN_NAMES, start, count, window_end_us))
+            load_rows(client, COLUMN_NAMES, start, count, window_end_us)
             out["load_s"] = time.perf_counter() - began
             out.update(_table_stats(client, "_inserted"))
             out["merge_wait_s"] = _wait_for_merges(client, merge_wait_s)
@@ -325,9 +387,16 @@ class SnapshotResult:
 
 
 async def measure_snapshot(
-    stub: feedback_service_pb2_grpc.FeedbackServiceAsyncStub, pid: int, *, warmup: int, calls: int
+    stub: feedback_service_pb2_grpc.FeedbackServiceAsyncStub,
+    pid: int,
+    *,
+    warmup: int,
+    calls: int,
+    request: pb.StreamAggregatesRequest | None = None,
 ) -> SnapshotResult:
-    request = snapshot_request(follow=False, model=SNAPSHOT_MODEL, version=SNAPSHOT_VERSION)
+    """Median time of non-follow StreamAggregates calls (default: model-3 / v2, by version and key)."""
+    if request is None:
+        request = snapshot_request(follow=False, model=SNAPSHOT_MODEL, version=SNAPSHOT_VERSION)
     times: list[float] = []
     groups = count = 0
     cpu_before = 0.0

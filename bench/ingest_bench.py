@@ -24,6 +24,9 @@ and waits. Everything runs on the embedded engine in a temporary directory.
      the server's CPU per 1,000 events (from /proc, less sensitive to noise than a rate).
   5. The server's peak RSS (VmHWM) during scenario 2.
   6. Scenario 2's BatchCreateFeedback load from 1, 2 and 4 client processes at once.
+  7. Scenarios 1 and 2 (single calls, 1,000-item batches) over the HTTP face as Connect unary calls,
+     binary and JSON, beside gRPC's figures of the same run (``--only http`` runs just these and their
+     gRPC baselines).
 
 Each client process counts what completes in a common wall-clock window after a warm-up. The exit
 code is 0 only when every target passes. The helpers: ingest_limits.py (L1, L2), ingest_client.py (a
@@ -55,6 +58,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: make `tests.support` impo
 from evaluation_bench import environment_lines, percentile  # noqa: E402
 from ingest_report import (  # noqa: E402
     BATCH_IN_FLIGHT,
+    CONNECT_RATIO_TARGETS,
     DETAIL_HEADERS,
     L2_ROWS_PER_INSERT,
     LIMIT_HEADERS,
@@ -64,6 +68,7 @@ from ingest_report import (  # noqa: E402
     Measurement,
     Results,
     detail_rows,
+    http_rows,
     limit_rows,
     ms_per_insert,
     processes_label,
@@ -94,6 +99,7 @@ class Options:
     quick: bool
     results: Path | None
     keep: Path | None
+    only: str = "all"  # "http": scenario 7 and its gRPC baselines only
 
 
 def log(text: str) -> None:
@@ -113,11 +119,12 @@ def drive(
     project: str,
     processes: int = 1,
     concurrency: int | None = None,
+    transport: str = "grpc",
     logs: Path,
 ) -> Measurement:
     """Run ``processes`` client processes against ``target`` and measure one common window."""
     start_at = time.time() + CLIENT_START_S + options.warmup_s
-    arguments = ["--target", target, "--mode", mode, "--start-at", f"{start_at:.3f}"]
+    arguments = ["--target", target, "--mode", mode, "--start-at", f"{start_at:.3f}", "--transport", transport]
     arguments += ["--seconds", str(options.seconds)]
     if concurrency is not None:
         arguments += ["--concurrency", str(concurrency)]
@@ -271,20 +278,70 @@ def settle(pid: int, max_s: float, idle_cores: float = 0.1) -> None:
         quiet = quiet + 1 if cpu_s(pid) - before < idle_cores else 0
 
 
-def on_service(options: Options, work: Path, label: str, **load: Any) -> Measurement:
-    """A fresh server on a fresh data dir, one measurement, the server's peak RSS during it."""
+def on_service(options: Options, work: Path, label: str, transport: str = "grpc", **load: Any) -> Measurement:
+    """A fresh server on a fresh data dir, one measurement, the server's peak RSS during it. ``transport``
+    ``grpc`` drives the gRPC port, ``connect-proto`` and ``connect-json`` the HTTP face."""
     data_dir = work / f"service-{label}"
     server = ServerProcess(data_dir, extra_args=SERVER_ARGS, log_path=work / f"server-{label}.log")
     with server:
         settle(server.pid, options.settle_s)
         reset_peak_rss(server.pid)
-        measurement = drive(options, server_pid=server.pid, target=server.target, logs=work, **load)
+        target = server.target if transport == "grpc" else server.http_url
+        measurement = drive(options, server_pid=server.pid, target=target, transport=transport, logs=work, **load)
         measurement.peak_rss_bytes = peak_rss_bytes(server.pid)
         exit_code = server.terminate(timeout_s=120)
         if exit_code != 0:
             raise RuntimeError(f"server exited with {exit_code}; log: {server.log_path}")
     shutil.rmtree(data_dir, ignore_errors=True)
     return measurement
+
+
+def measure_single(options: Options, work: Path, transport: str = "grpc") -> Measurement:
+    """Scenario 1 (and 7 over the HTTP face): CreateFeedback, 64 concurrent callers."""
+    suffix = "" if transport == "grpc" else f" over {transport}"
+    return on_service(
+        options,
+        work,
+        f"single-{transport}",
+        transport=transport,
+        name=f"{'1' if transport == 'grpc' else '7'}. CreateFeedback{suffix}, 64 callers",
+        mode="single",
+        project=f"ingest-s1-single-{transport}",
+        concurrency=SINGLE_CALLERS,
+    )
+
+
+def measure_batch(options: Options, work: Path, processes: int = 1, transport: str = "grpc") -> Measurement:
+    """Scenario 2 (6 with more processes, 7 over the HTTP face): 1,000-item batches, 4 in flight a process."""
+    number = "7" if transport != "grpc" else ("2" if processes == 1 else "6")
+    suffix = "" if transport == "grpc" else f" over {transport}"
+    return on_service(
+        options,
+        work,
+        f"batch-{processes}-{transport}",
+        transport=transport,
+        name=f"{number}. BatchCreateFeedback{suffix}, {processes_label(processes)} x {BATCH_IN_FLIGHT} in flight",
+        mode="batch",
+        project=f"ingest-s2-batch-{processes}-{transport}",
+        processes=processes,
+        concurrency=BATCH_IN_FLIGHT,
+    )
+
+
+def measure_http(options: Options, work: Path) -> dict[tuple[str, str], Measurement]:
+    """Scenario 7: scenarios 1 and 2 over the HTTP face, Connect binary and JSON."""
+    http: dict[tuple[str, str], Measurement] = {}
+    for transport in CONNECT_RATIO_TARGETS:
+        http["single", transport] = measure_single(options, work, transport)
+        http["batch", transport] = measure_batch(options, work, 1, transport)
+    return http
+
+
+def run_http_only(options: Options, work: Path) -> list[tuple[str, ...]]:
+    """``--only http``: scenario 7 beside the gRPC figures of scenarios 1 and 2, measured in this run."""
+    single = measure_single(options, work)
+    batch = measure_batch(options, work)
+    return http_rows(single, batch, measure_http(options, work))
 
 
 def run_all(options: Options, work: Path) -> Results:
@@ -314,33 +371,12 @@ def run_all(options: Options, work: Path) -> Results:
             )
             for processes in SCALING_PROCESSES
         }
-    single = on_service(
-        options,
-        work,
-        "single",
-        name="1. CreateFeedback, 64 callers",
-        mode="single",
-        project="ingest-s1-single",
-        concurrency=SINGLE_CALLERS,
-    )
-    batch = {
-        processes: on_service(
-            options,
-            work,
-            f"batch-{processes}",
-            name=f"{'2' if processes == 1 else '6'}. BatchCreateFeedback, {processes_label(processes)} x "
-            f"{BATCH_IN_FLIGHT} in flight",
-            mode="batch",
-            project=f"ingest-s2-batch-{processes}",
-            processes=processes,
-            concurrency=BATCH_IN_FLIGHT,
-        )
-        for processes in SCALING_PROCESSES
-    }
+    single = measure_single(options, work)
+    batch = {processes: measure_batch(options, work, processes) for processes in SCALING_PROCESSES}
     sdk = on_service(
         options, work, "sdk", name="2. SDK FeedbackClient.log + flush", mode="sdk", project="ingest-s2-sdk"
     )
-    return Results(l1_single, l1_batch, l2, single, batch, sdk)
+    return Results(l1_single, l1_batch, l2, single, batch, sdk, measure_http(options, work))
 
 
 def run(options: Options) -> int:
@@ -360,6 +396,12 @@ def run(options: Options) -> int:
         else:
             work = options.keep
             work.mkdir(parents=True, exist_ok=True)
+        if options.only == "http":
+            rows = run_http_only(options, work)
+            print()
+            print(text_table(TARGET_HEADERS, rows))
+            print(f"\ntotal run time {(time.monotonic() - began) / 60:.1f} min (--only http)")
+            return 0 if all(row[-1] == "PASS" for row in rows if row[-1]) else 1
         results = run_all(options, work)
     elapsed = time.monotonic() - began
     targets = target_rows(results)
@@ -390,10 +432,16 @@ def parse_options(argv: Sequence[str]) -> Options:
         help="write the results as markdown here (default bench/RESULTS.md; with --quick, none)",
     )
     parser.add_argument("--keep", type=Path, help="work dir to keep (server and client logs); default a temp dir")
+    parser.add_argument(
+        "--only",
+        choices=("all", "http"),
+        default="all",
+        help="http: only scenario 7 (the HTTP face) and its gRPC baselines; writes no results file",
+    )
     arguments = parser.parse_args(argv)
     quick: bool = arguments.quick
     results = arguments.results
-    if results is None and not quick:
+    if results is None and not quick and arguments.only == "all":
         results = BENCH_DIR / "RESULTS.md"
     return Options(
         seconds=arguments.seconds or (3.0 if quick else 12.0),
@@ -403,6 +451,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         quick=quick,
         results=results,
         keep=arguments.keep,
+        only=arguments.only,
     )
 
 

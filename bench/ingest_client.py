@@ -1,7 +1,8 @@
 """A client process of bench/ingest_bench.py: drives one server with one kind of load, prints one JSON line.
 
     BENCH_API_KEY=... python bench/ingest_client.py --target HOST:PORT --mode single|batch|sdk \
-        --project P --start-at EPOCH --seconds S [--concurrency N] [--channels N]
+        --project P --start-at EPOCH --seconds S [--concurrency N] [--channels N] \
+        [--transport grpc|connect-proto|connect-json]
 
 It starts sending at once (everything before ``--start-at`` is warm-up) and counts what completes
 inside the window [start-at, start-at + seconds] of wall-clock time, so several client processes
@@ -17,6 +18,13 @@ measure the same window. The key travels in the environment, never on the comman
 - ``sdk``: ``FeedbackClient.log`` with the default BatchingOptions from one producer as fast as it
   goes (``log`` blocks when the buffer is full); events/s = items the SDK reports delivered inside the
   window; then ``flush``. The SDK sets the feedback ids.
+
+``--transport`` (single and batch): ``grpc`` (default) over grpc.aio; ``connect-proto`` and
+``connect-json`` send the same requests to the HTTP face (``--target`` is then its base URL,
+``http://HOST:PORT``) as Connect unary calls (``application/proto`` or ``application/json``), with
+pyqwest, the Rust HTTP/1.1 client connectrpc itself uses (one connection per concurrent call). JSON
+batches are built once as dicts whose ids change before each send, then ``json.dumps``-ed, as a
+browser would ``JSON.stringify`` its objects; every answer is decoded as gRPC's are.
 
 Output: ``{"events": ..., "seconds": ..., "calls": ..., "errors": ..., "cpu_s": ..., "latencies_ms":
 [...] (single only), "late_s": ...}``; ``cpu_s`` is this process's CPU inside the window.
@@ -36,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from ingest_workload import Identities, drafts, message
 
 from feedback_proto.v1 import feedback_service_pb2 as pb
@@ -85,10 +94,60 @@ def _stub(channel: grpc.aio.Channel) -> Any:
     return feedback_service_pb2_grpc.FeedbackServiceStub(channel)
 
 
+class ConnectCaller:
+    """CreateFeedback and BatchCreateFeedback as Connect unary calls on the HTTP face (see the docstring)."""
+
+    def __init__(self, base_url: str, key: str, *, json_codec: bool) -> None:
+        import pyqwest  # noqa: PLC0415  (only the Connect transports need it; connectrpc brings it)
+
+        self._client = pyqwest.Client(pyqwest.HTTPTransport(enable_gzip=False, enable_brotli=False, enable_zstd=False))
+        self._json = json_codec
+        self._url = base_url.rstrip("/") + "/feedback.v1.FeedbackService/"
+        content_type = "application/json" if json_codec else "application/proto"
+        self._headers = {"content-type": content_type, "authorization": f"Bearer {key}"}
+
+    async def _post(self, method: str, body: bytes) -> bytes | None:
+        try:
+            response = await asyncio.wait_for(
+                self._client.post(self._url + method, self._headers, body), timeout=CALL_TIMEOUT_S
+            )
+        except (OSError, TimeoutError):
+            return None
+        return response.content if response.status == 200 else None
+
+    async def create(self, request: pb.CreateFeedbackRequest) -> bool:
+        as_json = self._json
+        body = json_format.MessageToJson(request, indent=None).encode() if as_json else request.SerializeToString()
+        answer = await self._post("CreateFeedback", body)
+        if answer is None:
+            return False
+        if self._json:
+            json.loads(answer)
+        else:
+            pb.CreateFeedbackResponse.FromString(answer)
+        return True
+
+    async def batch(self, request: pb.BatchCreateFeedbackRequest, as_json: dict[str, Any]) -> int:
+        """Items stored; ``as_json`` is ``request`` as a dict, with the same ids."""
+        body = json.dumps(as_json).encode() if self._json else request.SerializeToString()
+        answer = await self._post("BatchCreateFeedback", body)
+        if answer is None:
+            return 0
+        if self._json:
+            return sum(1 for result in json.loads(answer).get("results", ()) if "feedback" in result)
+        response = pb.BatchCreateFeedbackResponse.FromString(answer)
+        return sum(1 for result in response.results if result.HasField("feedback"))
+
+
 async def run_single(args: argparse.Namespace, key: str, window: Window) -> None:
     metadata = (("authorization", f"Bearer {key}"),)
-    channels = _channels(args.target, args.channels)
-    stubs = [_stub(channel) for channel in channels]
+    connect = (
+        None
+        if args.transport == "grpc"
+        else ConnectCaller(args.target, key, json_codec=args.transport == "connect-json")
+    )
+    channels = _channels(args.target, args.channels) if connect is None else []
+    stubs = [_stub(channel) for channel in channels] or [None]
     mix = drafts(seed=os.getpid())
     identities = Identities()
 
@@ -99,11 +158,14 @@ async def run_single(args: argparse.Namespace, key: str, window: Window) -> None
                 feedback=message(next(mix), project=args.project, feedback_id=feedback_id, trace_id=trace_id)
             )
             began = time.perf_counter()
-            try:
-                await stub.CreateFeedback(request, timeout=CALL_TIMEOUT_S, metadata=metadata)
-                ok = True
-            except grpc.aio.AioRpcError:
-                ok = False
+            if connect is not None:
+                ok = await connect.create(request)
+            else:
+                try:
+                    await stub.CreateFeedback(request, timeout=CALL_TIMEOUT_S, metadata=metadata)
+                    ok = True
+                except grpc.aio.AioRpcError:
+                    ok = False
             latency = time.perf_counter() - began
             if window.inside(time.time()):
                 window.calls += 1
@@ -124,8 +186,13 @@ async def run_single(args: argparse.Namespace, key: str, window: Window) -> None
 
 async def run_batch(args: argparse.Namespace, key: str, window: Window) -> None:
     metadata = (("authorization", f"Bearer {key}"),)
-    channels = _channels(args.target, args.channels)
-    stubs = [_stub(channel) for channel in channels]
+    connect = (
+        None
+        if args.transport == "grpc"
+        else ConnectCaller(args.target, key, json_codec=args.transport == "connect-json")
+    )
+    channels = _channels(args.target, args.channels) if connect is None else []
+    stubs = [_stub(channel) for channel in channels] or [None]
     mix = drafts(seed=os.getpid())
     identities = Identities()
 
@@ -137,15 +204,21 @@ async def run_batch(args: argparse.Namespace, key: str, window: Window) -> None:
         return pb.BatchCreateFeedbackRequest(feedback=items)
 
     async def sender(stub: Any, request: pb.BatchCreateFeedbackRequest) -> None:
+        as_json = json_format.MessageToDict(request) if args.transport == "connect-json" else {}
         while time.time() < window.end:
-            for item in request.feedback:  # new identities; the previous send of this request is done
+            for number, item in enumerate(request.feedback):  # new identities; the previous send is done
                 item.feedback_id, item.trace_id = identities.take()
-            try:
-                response = await stub.BatchCreateFeedback(request, timeout=CALL_TIMEOUT_S, metadata=metadata)
-                stored = sum(1 for result in response.results if result.HasField("feedback"))
-                failed = len(request.feedback) - stored
-            except grpc.aio.AioRpcError:
-                stored, failed = 0, len(request.feedback)
+                if as_json:
+                    as_json["feedback"][number].update(feedbackId=item.feedback_id, traceId=item.trace_id)
+            if connect is not None:
+                stored = await connect.batch(request, as_json)
+            else:
+                try:
+                    response = await stub.BatchCreateFeedback(request, timeout=CALL_TIMEOUT_S, metadata=metadata)
+                    stored = sum(1 for result in response.results if result.HasField("feedback"))
+                except grpc.aio.AioRpcError:
+                    stored = 0
+            failed = len(request.feedback) - stored
             if window.inside(time.time()):
                 window.calls += 1
                 window.events += stored
@@ -212,6 +285,7 @@ async def main(argv: Sequence[str]) -> int:
     parser.add_argument("--seconds", type=float, required=True, help="length of the window")
     parser.add_argument("--concurrency", type=int, help="callers (single, default 64) or batches in flight (4)")
     parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--transport", choices=("grpc", "connect-proto", "connect-json"), default="grpc")
     args = parser.parse_args(argv)
     if args.concurrency is None:
         args.concurrency = 64 if args.mode == "single" else 4

@@ -6,13 +6,15 @@ request's feedback, BatchCreateFeedback one result per item holding the item). P
 ``{"port": N}`` once it listens, serves until SIGTERM or SIGINT, exits 0.
 
 ``python bench/ingest_limits.py storage DATA_DIR ROWS_PER_INSERT SECONDS``: L2, the storage limit.
-On a data dir that ``python -m feedback_service migrate`` prepared (the feedback table and its
-materialized views), clickhouse-connect's embedded engine inserts rows straight into ``feedback``,
-ROWS_PER_INSERT at a time, one insert after the other (as the service's single write worker does),
-for SECONDS. The rows are the service's own: domain ``Feedback`` objects of the bench mix turned
-into rows by ``feedback_service.store.rows.to_row`` and inserted with its column names and types,
-the call the service makes. Inserts alternate between default settings and the service's tuned ones
-(``INSERT_VARIANTS``), each variant timed on its own. Prints one JSON line with the rows/s.
+On a data dir that ``python -m feedback_service migrate`` prepared, clickhouse-connect's embedded
+engine stores rows the way the service does, ROWS_PER_INSERT at a time, one after the other, for
+SECONDS: each block is inserted into ``feedback`` and then into ``feedback_changes``, whose
+materialized views fill the derived tables (the service's writer and its deriver; the deriver may
+cover several writes with one insert, this limit never does). The rows are the service's own:
+domain ``Feedback`` objects of the bench mix turned into rows by ``feedback_service.store.rows.to_row``
+and inserted with its column names and types, the call the service makes. Inserts alternate between
+default settings and the service's tuned ones (``INSERT_VARIANTS``), each variant timed on its own.
+Prints one JSON line with the rows/s.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ def measure_storage(data_dir: Path, rows_per_insert: int, seconds: float) -> dic
 
     from feedback_service.domain.fingerprint import create_fingerprint  # noqa: PLC0415
     from feedback_service.store import rows as service_rows  # noqa: PLC0415
+    from feedback_service.store.deriver import CHANGES_TABLE  # noqa: PLC0415
 
     identities = Identities()
     now = datetime.now(UTC)
@@ -152,13 +155,14 @@ def measure_storage(data_dir: Path, rows_per_insert: int, seconds: float) -> dic
 
     def insert(batch: list[list[Any]], settings: dict[str, Any]) -> float:
         began = time.perf_counter()
-        client.insert(
-            service_rows.TABLE,
-            batch,
-            column_names=service_rows.COLUMN_NAMES,
-            column_type_names=service_rows.COLUMN_TYPES,
-            settings=settings,
-        )
+        for table in (service_rows.TABLE, CHANGES_TABLE):  # the record, then its derived rows
+            client.insert(
+                table,
+                batch,
+                column_names=service_rows.COLUMN_NAMES,
+                column_type_names=service_rows.COLUMN_TYPES,
+                settings=settings,
+            )
         return time.perf_counter() - began
 
     variants = tuple(INSERT_VARIANTS.items())

@@ -16,6 +16,9 @@ SINGLE_P99_TARGET_MS = 50.0
 BATCH_RATIO_TARGET = 0.60  # events/s >= 60% of min(L1 batch echo, L2 insert)
 BATCH_RATE_TARGET = 150_000.0  # events/s
 PEAK_RSS_TARGET_BYTES = 1_500_000_000  # 1.5 GB
+# The HTTP face (scenario 7): the same loads as Connect unary calls, beside gRPC's rate in the same run.
+CONNECT_RATIO_TARGETS = {"connect-proto": 0.70, "connect-json": 0.50}
+TRANSPORT_LABELS = {"grpc": "gRPC", "connect-proto": "Connect binary", "connect-json": "Connect JSON"}
 
 # --- the load ---------------------------------------------------------------------------------------------
 SINGLE_CALLERS = 64
@@ -63,6 +66,8 @@ class Results:
     single: Measurement
     batch: dict[int, Measurement]  # by client processes
     sdk: Measurement
+    # Scenario 7: ("single" or "batch", "connect-proto" or "connect-json") -> the measurement.
+    http: dict[tuple[str, str], Measurement] = field(default_factory=dict)
 
     @property
     def batch_limit(self) -> tuple[float, str]:
@@ -110,6 +115,60 @@ def _per_s(value: float, unit: str = "events/s") -> str:
 
 def _gb(size: int) -> str:
     return f"{size / 1e9:.2f} GB"
+
+
+def http_rows(
+    single: Measurement, batch: Measurement, http: dict[tuple[str, str], Measurement]
+) -> list[tuple[str, ...]]:
+    """Scenario 7: each Connect measurement beside the gRPC one of the same load in the same run."""
+    rows: list[tuple[str, ...]] = []
+    for scenario, grpc_measurement, unit in (("single", single, "calls/s"), ("batch", batch, "events/s")):
+        for transport, target in CONNECT_RATIO_TARGETS.items():
+            measurement = http.get((scenario, transport))
+            if measurement is None:
+                continue
+            label = (
+                f"7. CreateFeedback calls/s over {TRANSPORT_LABELS[transport]}, 64 callers"
+                if scenario == "single"
+                else f"7. BatchCreateFeedback events/s over {TRANSPORT_LABELS[transport]}, 1,000-item batches"
+            )
+            ratio = measurement.rate / grpc_measurement.rate
+            rows.append(
+                (
+                    label,
+                    _per_s(measurement.rate, unit),
+                    f"{_per_s(grpc_measurement.rate, unit)} (gRPC, same run)",
+                    f"{ratio:.0%}",
+                    f">= {target:.0%} of gRPC",
+                    _verdict(ratio >= target),
+                )
+            )
+            if scenario == "single":
+                p50, p99 = percentile(measurement.latencies_ms, 0.5), percentile(measurement.latencies_ms, 0.99)
+                grpc_p50 = percentile(grpc_measurement.latencies_ms, 0.5)
+                grpc_p99 = percentile(grpc_measurement.latencies_ms, 0.99)
+                rows.append(
+                    (
+                        f"7. CreateFeedback latency p50 / p99 over {TRANSPORT_LABELS[transport]}",
+                        f"{p50:.1f} / {p99:.1f} ms",
+                        f"{grpc_p50:.1f} / {grpc_p99:.1f} ms (gRPC)",
+                        "",
+                        "-",
+                        "",
+                    )
+                )
+            else:
+                rows.append(
+                    (
+                        f"7. server CPU per 1,000 events over {TRANSPORT_LABELS[transport]}",
+                        f"{measurement.server_cpu_per_1000_ms:.0f} ms",
+                        f"{grpc_measurement.server_cpu_per_1000_ms:.0f} ms (gRPC)",
+                        f"{measurement.server_cpu_per_1000_ms / grpc_measurement.server_cpu_per_1000_ms:.1f}x",
+                        "-",
+                        "",
+                    )
+                )
+    return rows
 
 
 def target_rows(results: Results) -> list[tuple[str, ...]]:
@@ -222,6 +281,7 @@ def target_rows(results: Results) -> list[tuple[str, ...]]:
                 "",
             )
         )
+    rows += http_rows(results.single, results.batch[1], results.http)
     return rows
 
 
@@ -273,7 +333,7 @@ def limit_rows(results: Results) -> list[tuple[str, ...]]:
 def detail_rows(results: Results) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     measurements = [results.l1_single, *results.l1_batch.values(), results.single, *results.batch.values()]
-    for measurement in [*measurements, results.sdk]:
+    for measurement in [*measurements, results.sdk, *results.http.values()]:
         unit = "calls/s" if measurement.latencies_ms else "events/s"
         rss = _gb(measurement.peak_rss_bytes) if measurement.peak_rss_bytes else "-"
         if measurement.latencies_ms:

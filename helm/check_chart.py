@@ -3,9 +3,11 @@
 Given the `helm template` output of the CI values files (helm/feedback-service/ci/*.yaml), it checks:
 no secret value is rendered, only references to existing Secrets; the Deployment has no `replicas`
 when the HPA is on, and a PodDisruptionBudget exactly when more than one replica runs; the pods are
-hardened and probed over native gRPC health; the grace period outlasts the service's drain; the
-migration Job is a hook with the pods' settings; and the settings load with the service's own
-parser. Then it renders a few broken values and checks that Helm refuses them with a clear message.
+hardened and probed over native gRPC health; the HTTP port is served and exposed, with the CORS
+origins of the values and an Ingress to it exactly when enabled; the grace period outlasts the
+service's drain; the migration Job is a hook with the pods' settings; and the settings load with the
+service's own parser. Then it renders a few broken values and checks that Helm refuses them with a
+clear message.
 
     python helm/check_chart.py --helm <helm binary> <name>=<rendered.yaml> ...
 """
@@ -114,7 +116,7 @@ def pod_environment(config_map: Manifest, container: Manifest) -> dict[str, str]
     return environment
 
 
-def check_service_pods(manifests: list[Manifest], *, hpa: bool, replicas: int) -> None:
+def check_service_pods(manifests: list[Manifest], *, hpa: bool, replicas: int, cors: tuple[str, ...]) -> None:
     deployment = one(manifests, "Deployment")
     config_map = one(manifests, "ConfigMap")
     spec = deployment["spec"]["template"]["spec"]
@@ -129,14 +131,14 @@ def check_service_pods(manifests: list[Manifest], *, hpa: bool, replicas: int) -
     check(len(budgets) == (1 if replicas > 1 else 0), f"{len(budgets)} PodDisruptionBudgets for {replicas} replicas")
 
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    check(ports.get("grpc") == 50051 and ports.get("metrics") == 9464, f"container ports {ports}")
+    check(ports == {"grpc": 50051, "http": 8080, "metrics": 9464}, f"container ports {ports}")
     liveness, readiness = container["livenessProbe"]["grpc"], container["readinessProbe"]["grpc"]
     check(liveness["port"] == 50051 and not liveness.get("service"), "liveness: overall gRPC health status")
     check(readiness == {"port": 50051, "service": READINESS_SERVICE}, f"readiness: {READINESS_SERVICE}")
     service_ports = {
         p["name"]: p["port"] for p in one(manifests, "Service", deployment["metadata"]["name"])["spec"]["ports"]
     }
-    check(service_ports == {"grpc": 50051, "metrics": 9464}, f"Service ports {service_ports}")
+    check(service_ports == {"grpc": 50051, "http": 8080, "metrics": 9464}, f"Service ports {service_ports}")
 
     environment = pod_environment(config_map, container)
     check(environment.get("FEEDBACK_SKIP_MIGRATIONS") == "true", "pods must set FEEDBACK_SKIP_MIGRATIONS=true")
@@ -147,12 +149,33 @@ def check_service_pods(manifests: list[Manifest], *, hpa: bool, replicas: int) -
     except ConfigError as error:
         raise CheckError(f"the service refuses the rendered settings: {error}") from error
     check(settings.listen == "0.0.0.0:50051" and settings.metrics_listen == "0.0.0.0:9464", "listen addresses")
+    check(settings.http_listen == "0.0.0.0:8080", f"the HTTP face listens on 0.0.0.0:8080, not {settings.http_listen}")
+    check(settings.cors_origins == cors, f"CORS origins {settings.cors_origins}, expected {cors}")
     check(settings.clickhouse_url and settings.skip_migrations and settings.log_format == "json", "pod settings")
 
     pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", ["sleep", "0"])
     drain = float(pre_stop[1]) + settings.shutdown_grace_s
     grace = spec["terminationGracePeriodSeconds"]
     check(grace > drain, f"terminationGracePeriodSeconds {grace} must outlast preStop + shutdown grace ({drain} s)")
+
+
+def check_ingress(manifests: list[Manifest], *, hosts: tuple[str, ...]) -> None:
+    """An Ingress exactly when enabled, routing its hosts to the Service's HTTP port, with TLS as given."""
+    ingresses = [m for m in manifests if m["kind"] == "Ingress"]
+    if not hosts:
+        check(not ingresses, "an Ingress without ingress.enabled")
+        return
+    ingress = one(manifests, "Ingress")
+    service = one(manifests, "Service", one(manifests, "Deployment")["metadata"]["name"])
+    rules = ingress["spec"]["rules"]
+    check(tuple(rule["host"] for rule in rules) == hosts, f"Ingress hosts {[rule['host'] for rule in rules]}")
+    for rule in rules:
+        (path,) = rule["http"]["paths"]
+        backend = path["backend"]["service"]
+        check(backend == {"name": service["metadata"]["name"], "port": {"name": "http"}}, f"Ingress backend {backend}")
+        check((path["path"], path["pathType"]) == ("/", "Prefix"), f"Ingress path {path}")
+    tls_hosts = {host for entry in ingress["spec"].get("tls", []) for host in entry["hosts"]}
+    check(tls_hosts == set(hosts), f"Ingress TLS covers {sorted(tls_hosts)}, expected {sorted(hosts)}")
 
 
 def check_migration_job(manifests: list[Manifest]) -> None:
@@ -230,6 +253,11 @@ def check_refusals(helm: str) -> None:
             ["-f", ci_values, "--set", "autoscaling.enabled=true,autoscaling.minReplicas=5,autoscaling.maxReplicas=2"],
             "autoscaling.minReplicas (5) is more than autoscaling.maxReplicas (2)",
         ),
+        "Ingress without hosts": (
+            ["-f", ci_values, "--set", "ingress.enabled=true"],
+            "ingress.enabled needs ingress.hosts",
+        ),
+        "CORS wildcard": (["-f", ci_values, "--set", "config.corsOrigins={*}"], "config.corsOrigins.0"),
     }
     for name, (arguments, message) in refusals.items():
         result = helm_template(helm, *arguments)
@@ -245,16 +273,20 @@ def main() -> int:
     parser.add_argument("renderings", nargs="+", metavar="NAME=FILE", help="default=... and cluster=...")
     arguments = parser.parse_args()
     renderings = dict(item.split("=", 1) for item in arguments.renderings)
-    # What the CI values files ask for: (HPA on, replicas or HPA minReplicas).
-    expected = {"default": (False, 1), "cluster": (True, 3)}
+    # What the CI values files ask for: (HPA on, replicas or HPA minReplicas), CORS origins, Ingress hosts.
+    expected = {
+        "default": (False, 1, (), ()),
+        "cluster": (True, 3, ("https://app.example.com", "https://shop.example.com:8443"), ("feedback.example.com",)),
+    }
     check(set(renderings) == set(expected), f"renderings must be {sorted(expected)}")
     for name, path in renderings.items():
         text = Path(path).read_text()
         manifests = load(Path(path))
         check_no_secret_values(text, manifests)
         check_hardened(manifests)
-        hpa, replicas = expected[name]
-        check_service_pods(manifests, hpa=hpa, replicas=replicas)
+        hpa, replicas, cors, hosts = expected[name]
+        check_service_pods(manifests, hpa=hpa, replicas=replicas, cors=cors)
+        check_ingress(manifests, hosts=hosts)
         check_migration_job(manifests)
         check_helm_test(manifests)
         print(f"helm/check_chart.py: {name}: {len(manifests)} resources pass")

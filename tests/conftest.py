@@ -21,7 +21,10 @@ from feedback_proto.v1 import feedback_service_pb2_grpc
 from feedback_service.config import Settings
 from feedback_service.logging_setup import configure_logging
 from feedback_service.server import FeedbackServer
-from tests.support.auth import ADMIN_KEY, OLD_TOKEN_SECRET, TOKEN_SECRET, authorized_channel
+from tests.support.auth import ADMIN_KEY, ALLOWED_ORIGIN, OLD_TOKEN_SECRET, TOKEN_SECRET, authorized_channel
+
+# The store's per-transport database fixtures (engine, http_endpoint), for every test module.
+pytest_plugins = ["tests.support.store_fixtures"]
 
 # CI replays the same generated examples every run (a red CI is then always reproducible); local runs
 # draw new ones each time, so the fuzzers keep exploring.
@@ -41,6 +44,8 @@ async def server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
     configure_logging(log_format="json", level="warning")
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",  # the HTTP face too, on a free port: see the http_url fixture
+        cors_origins=(ALLOWED_ORIGIN,),
         data_dir=engine_dir,
         clickhouse_database="api_tests",
         admin_key=ADMIN_KEY,
@@ -50,6 +55,13 @@ async def server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
     await running.start()
     yield running
     await running.stop(grace_s=1)
+
+
+@pytest.fixture(scope="session")
+def http_url(server: FeedbackServer) -> str:
+    """The base URL of the session server's HTTP face (Connect, gRPC-Web, /healthz, /readyz)."""
+    assert server.http_port is not None
+    return f"http://127.0.0.1:{server.http_port}"
 
 
 @pytest.fixture(scope="session")

@@ -315,6 +315,7 @@ async def test_writes_through_another_replica_reach_a_follow_stream(
     other = FeedbackServer(
         Settings(
             listen="127.0.0.1:0",
+            http_listen=None,
             data_dir=engine_dir,
             clickhouse_database=server.settings.clickhouse_database,
             admin_key=ADMIN_KEY,

@@ -104,6 +104,21 @@ async def test_a_queue_is_filled_from_thumbs_down_feedback_without_duplicates(an
     assert listed.queues[0].lease.seconds == 600
 
 
+async def test_hex_trace_and_span_ids_queue_one_item_whatever_their_case(annotation, project: str) -> None:
+    trace, span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    queue_id = await make_queue(annotation, project)
+    items = [pb.QueueItem(trace_id=trace.upper(), span_id=span.upper()), pb.QueueItem(trace_id=trace, span_id=span)]
+    first = await annotation.AddQueueItems(pb.AddQueueItemsRequest(project=project, queue_id=queue_id, items=items))
+    again = await annotation.AddQueueItems(
+        pb.AddQueueItemsRequest(project=project, queue_id=queue_id, items=[pb.QueueItem(trace_id=trace, span_id=span)])
+    )
+    assert (first.added_count, first.already_queued_count) == (1, 1)
+    assert (again.added_count, again.already_queued_count) == (0, 1)
+    claimed = await claim(annotation, project, queue_id, "alice")
+    assert claimed is not None
+    assert (claimed.item.trace_id, claimed.item.span_id) == (trace, span), "stored like feedback ids: lower case"
+
+
 async def test_claim_then_submit_stores_reviewer_feedback_and_completes_the_item(
     annotation, stub, project: str
 ) -> None:

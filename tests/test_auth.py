@@ -215,6 +215,50 @@ async def test_each_rpc_needs_its_scope(server: FeedbackServer, project: str, rp
     assert code not in {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}
 
 
+# The reads a reviewer needs (key schemas, queues, agreement): open to read keys and to annotate keys.
+REVIEWER_READS = {
+    "GetFeedbackKey": "feedback_keys.proto",
+    "ListFeedbackKeys": "feedback_keys.proto",
+    "ListQueues": "annotation.proto",
+    "GetQueueStats": "annotation.proto",
+    "GetAgreement": "annotation.proto",
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rpc_comment(proto: str, rpc: str) -> str:
+    """The comment block right above ``rpc <name>(`` in a .proto file, as one line."""
+    lines = proto.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.strip().startswith(f"rpc {rpc}("))
+    comment: list[str] = []
+    while at > 0 and lines[at - 1].strip().startswith("//"):
+        at -= 1
+        comment.insert(0, lines[at].strip().removeprefix("//").strip())
+    return " ".join(comment)
+
+
+def _readme_scope_row(scope: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    return next(line for line in readme.splitlines() if line.startswith(f"| `{scope}` |"))
+
+
+@pytest.mark.parametrize("rpc", REVIEWER_READS)
+async def test_reviewer_reads_need_read_or_annotate_as_documented(
+    server: FeedbackServer, project: str, rpc: str
+) -> None:
+    for scopes, allowed in ((("annotate",), True), (("read",), True), (("ingest", "admin"), False)):
+        key = await create_key(server, project, *scopes)
+        code = await _code(server, (("authorization", f"Bearer {key}"),), rpc, project)
+        if allowed:
+            assert code not in {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}, scopes
+        else:
+            assert code == grpc.StatusCode.PERMISSION_DENIED, scopes
+    comment = _rpc_comment((ROOT / "protos/feedback/v1" / REVIEWER_READS[rpc]).read_text(), rpc)
+    assert "Needs the read or the annotate scope." in comment, comment
+    for scope in ("read", "annotate"):
+        assert f"`{rpc}`" in _readme_scope_row(scope), f"the README's {scope} row must name {rpc}"
+
+
 async def test_the_project_comes_from_the_key(server: FeedbackServer, project: str) -> None:
     key = await create_key(server, project, "ingest", "read")
     async with authorized_channel(f"127.0.0.1:{server.port}", key) as channel:
@@ -289,7 +333,11 @@ async def test_bad_key_requests_are_invalid_argument(
 @pytest.fixture
 async def open_server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
     settings = Settings(
-        listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database="no_auth_tests", insecure_no_auth=True
+        listen="127.0.0.1:0",
+        http_listen=None,
+        data_dir=engine_dir,
+        clickhouse_database="no_auth_tests",
+        insecure_no_auth=True,
     )
     running = FeedbackServer(settings)
     await running.start()

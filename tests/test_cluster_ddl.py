@@ -51,8 +51,9 @@ CLUSTER = Cluster(name="feedback_cluster", database="feedback")
 ON_CLUSTER = "ON CLUSTER `feedback_cluster`"
 ZK = "/clickhouse/tables/{shard}/{database}/"
 
-# Every table of the migrations (and the ledger): its Replicated engine, the original engine arguments after
-# the ZooKeeper path and replica name, and the sharding key of its Distributed table.
+# Every table of the migrations (and the ledger): the engine of its local table (Replicated, or Null for a table
+# that keeps nothing), the original engine arguments after the ZooKeeper path and replica name, and the sharding
+# key of its Distributed table.
 EXPECTED_TABLES = {
     "schema_migrations": ("ReplicatedReplacingMergeTree", None, "cityHash64(version)"),
     "feedback": ("ReplicatedReplacingMergeTree", "revision, is_deleted", "cityHash64(project, trace_id)"),
@@ -69,18 +70,21 @@ EXPECTED_TABLES = {
     "annotation_queues": ("ReplicatedReplacingMergeTree", None, "cityHash64(project, queue_id)"),
     "queue_items": ("ReplicatedReplacingMergeTree", None, "cityHash64(project, queue_id, item_id)"),
     "queue_claims": ("ReplicatedReplacingMergeTree", "update_time", "cityHash64(project, queue_id, item_id)"),
+    "derived_checkpoint": ("ReplicatedReplacingMergeTree", "record_time", "cityHash64(name)"),
+    "feedback_changes": ("Null", None, "cityHash64(project, trace_id)"),
 }
-# Every materialized view: the local table it writes and the local table it reads, on each node.
+# Every materialized view after all migrations: the local table it writes and the local table it reads, on each
+# node (0010 re-creates them over feedback_changes).
 EXPECTED_VIEWS = {
-    "feedback_aggregates_mv": ("feedback_aggregates_local", "feedback_local"),
-    "user_votes_mv": ("user_votes_local", "feedback_local"),
-    "feedback_by_time_mv": ("feedback_by_time_local", "feedback_local"),
-    "feedback_authors_mv": ("feedback_authors_local", "feedback_local"),
+    "feedback_aggregates_mv": ("feedback_aggregates_local", "feedback_changes_local"),
+    "user_votes_mv": ("user_votes_local", "feedback_changes_local"),
+    "feedback_by_time_mv": ("feedback_by_time_local", "feedback_changes_local"),
+    "feedback_authors_mv": ("feedback_authors_local", "feedback_changes_local"),
 }
 
 _LOCAL_TABLE = re.compile(
     r"CREATE TABLE IF NOT EXISTS `feedback`\.`(\w+)_local` ON CLUSTER `feedback_cluster`[\s\S]*?\n"
-    r"ENGINE = (\w+)\('([^']*)', '\{replica\}'(?:, ([^\n]*))?\)\n"
+    r"ENGINE = (\w+)(?:\('([^']*)', '\{replica\}'(?:, ([^\n]*))?\))?(?:\n|$)"
 )
 _DISTRIBUTED_TABLE = re.compile(
     r"CREATE TABLE IF NOT EXISTS `feedback`\.`(\w+)` ON CLUSTER `feedback_cluster` AS `feedback`\.`(\w+)`\n"
@@ -125,14 +129,18 @@ def test_single_node_runs_the_migration_files_statements_unchanged() -> None:
 # ---- cluster: what gets created -------------------------------------------------------------------------
 
 
-def test_every_table_becomes_a_replicated_local_table_and_a_distributed_table_over_it() -> None:
+def test_every_table_becomes_a_local_table_and_a_distributed_table_over_it() -> None:
     statements = all_rendered()
     local: dict[str, tuple[str, str | None]] = {}
     distributed: dict[str, str] = {}
     for statement in statements:
         if found := _LOCAL_TABLE.match(statement):
             name, engine, path, arguments = found.groups()
-            assert path == f"{ZK}{name}_local", "one ZooKeeper path per shard, database and table"
+            if engine == "Null":
+                assert path is None, "a Null table keeps nothing: nothing to replicate"
+                assert arguments is None
+            else:
+                assert path == f"{ZK}{name}_local", "one ZooKeeper path per shard, database and table"
             local[name] = (engine, arguments)
         elif found := _DISTRIBUTED_TABLE.match(statement):
             name, structure_of, underlying, key = found.groups()
@@ -164,6 +172,58 @@ def test_a_table_created_as_another_copies_the_other_local_table() -> None:
         "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/feedback_by_time_local', "
         "'{replica}', revision, is_deleted)\nORDER BY (project, create_time, feedback_id)\n"
     )
+
+
+def test_a_null_table_becomes_a_local_null_table_on_every_node_and_a_distributed_table_over_it() -> None:
+    (migration,) = [m for m in load_migrations() if m.name == "0010_derive_from_changes.sql"]
+    local, distributed = render_statements(migration, CLUSTER)[:2]
+    comment = (
+        "COMMENT 'Feedback rows on their way to the derived tables; keeps nothing, its views fill the derived tables'"
+    )
+    # Not Replicated (Null has no Replicated form, and keeps nothing to replicate): no ZooKeeper path.
+    assert local == (
+        f"CREATE TABLE IF NOT EXISTS `feedback`.`feedback_changes_local` {ON_CLUSTER} AS `feedback`.`feedback_local`\n"
+        f"ENGINE = Null\n{comment}"
+    )
+    # Sharded like feedback: a row reaches the shard where its feedback is, whose views write the local tables.
+    assert distributed == (
+        f"CREATE TABLE IF NOT EXISTS `feedback`.`feedback_changes` {ON_CLUSTER} "
+        "AS `feedback`.`feedback_changes_local`\n"
+        "ENGINE = Distributed('feedback_cluster', 'feedback', 'feedback_changes_local', "
+        f"cityHash64(project, trace_id))\n{comment}"
+    )
+    assert SHARDING_KEYS["feedback_changes"] == SHARDING_KEYS["feedback"]
+    # A column list and Null() render the same way.
+    local, distributed = render_statement("CREATE TABLE feedback_changes (project String) ENGINE = Null()", CLUSTER)
+    assert local == f"CREATE TABLE `feedback`.`feedback_changes_local` {ON_CLUSTER}\n(project String)\nENGINE = Null"
+    assert distributed.startswith(f"CREATE TABLE `feedback`.`feedback_changes` {ON_CLUSTER} AS ")
+    assert "Replicated" not in local + distributed
+
+
+def test_drop_view_drops_the_view_on_every_node() -> None:
+    assert render_statement("DROP VIEW IF EXISTS feedback_aggregates_mv", CLUSTER) == [
+        f"DROP VIEW IF EXISTS `feedback`.`feedback_aggregates_mv` {ON_CLUSTER}"
+    ]
+    assert render_statement("drop view `user_votes_mv`", CLUSTER) == [
+        f"DROP VIEW `feedback`.`user_votes_mv` {ON_CLUSTER}"
+    ]
+
+
+def test_views_re_created_over_the_null_table_read_its_local_table_on_each_node() -> None:
+    (migration,) = [m for m in load_migrations() if m.name == "0010_derive_from_changes.sql"]
+    rendered = render_statements(migration, CLUSTER)[2:]
+    views = ["feedback_aggregates_mv", "user_votes_mv", "feedback_by_time_mv", "feedback_authors_mv"]
+    assert [s.split("\n", 1)[0] for s in rendered] == [
+        line
+        for view in views
+        for line in (
+            f"DROP VIEW IF EXISTS `feedback`.`{view}` {ON_CLUSTER}",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS `feedback`.`{view}` {ON_CLUSTER} "
+            f"TO `feedback`.`{EXPECTED_VIEWS[view][0]}` AS",
+        )
+    ]
+    for create in rendered[1::2]:
+        assert re.findall(r"\bFROM (\S+)", create) == ["`feedback`.`feedback_changes_local`"], create
 
 
 def test_materialized_views_read_and_write_the_local_tables_on_each_node() -> None:
@@ -288,6 +348,14 @@ def test_sharding_keys_evaluate_on_the_real_tables(engine_dir: Path) -> None:
         ("INSERT INTO feedback VALUES (1)", "only INSERT INTO ... SELECT"),
         ("INSERT INTO api_keys SELECT * FROM feedback WHERE key_id IN user_votes", "a table after IN"),
         ("DROP TABLE feedback", "cannot render 'DROP TABLE feedback'"),
+        ("CREATE TABLE scratch AS feedback ENGINE = Null", "no sharding key"),
+        ("CREATE TABLE feedback_changes AS feedback ENGINE = Null(1)", "ENGINE = Null takes no arguments"),
+        ("CREATE TABLE feedback_changes AS feedback ENGINE = Null ORDER BY x", "only COMMENT is understood"),
+        ("CREATE TABLE feedback_changes AS feedback ENGINE = Null COMMENT x", "COMMENT must be a string literal"),
+        ("DROP VIEW IF EXISTS feedback", "feedback is a table"),
+        ("DROP VIEW v SYNC", "nothing is understood after the name"),
+        ("DROP VIEW other.v", "without a database"),
+        ("DROP VIEW v ON CLUSTER c", "adds ON CLUSTER"),
         ("CREATE VIEW v AS SELECT 1", "cannot render"),
         ("CREATE TABLE feedback (x String DEFAULT 'oops) ENGINE = MergeTree", "unterminated"),
     ],
@@ -386,7 +454,7 @@ def test_the_write_marker_watches_every_replica_on_a_cluster() -> None:
 
     single = write_marker_sql(None)
     clustered = write_marker_sql("prod-eu.1")
-    assert "table = 'feedback'" in single
+    assert "table = 'feedback_aggregates'" in single
     assert "clusterAllReplicas('prod-eu.1', system.parts)" in clustered
-    assert "table = 'feedback_local'" in clustered
+    assert "table = 'feedback_aggregates_local'" in clustered
     assert "sum(highest)" in clustered

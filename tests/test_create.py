@@ -125,6 +125,21 @@ async def test_retry_with_same_id_and_payload_returns_the_first_record(stub: Fee
     assert await count(stub, project) == 1
 
 
+async def test_a_retry_with_the_server_generated_id_is_recognised_like_a_client_id(
+    stub: FeedbackServiceStub, project: str
+) -> None:
+    sent = thumbs_up(project, span_id="3D7956834B2AB90C", metadata={"page": "/help"})
+    first = await create(stub, sent)
+    sent.feedback_id = first.feedback_id  # the client learnt the id, then re-sends the same feedback
+    assert await create(stub, sent) == first
+    sent.thumb = feedback_pb2.THUMB_DOWN
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await create(stub, sent)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert first.feedback_id in (caught.value.details() or "")
+    assert await count(stub, project) == 1
+
+
 async def test_different_payload_under_an_existing_id_is_already_exists(
     stub: FeedbackServiceStub, project: str
 ) -> None:

@@ -41,6 +41,7 @@ async def test_a_database_outage_is_unavailable_and_recovers(engine_dir: Path) -
     endpoint.start()
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_url=endpoint.url,
         clickhouse_database="outage_tests",
@@ -81,6 +82,7 @@ async def small_queue_server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
     # a second 1,000-item batch arriving in that window finds the queue full.
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_database="queue_tests",
         write_queue_rows=1000,
@@ -241,6 +243,7 @@ async def test_an_outage_during_ingest_with_client_retries_stores_each_event_onc
     endpoint.start()
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_url=endpoint.url,
         clickhouse_database=f"outage_retry_{uuid.uuid4().hex[:8]}",

@@ -65,6 +65,7 @@ def _rpcs(samples: Samples, method: str, code: str) -> float | None:
 async def metrics_server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_database="metrics_tests",
         admin_key=ADMIN_KEY,
@@ -148,6 +149,7 @@ async def test_rpcs_writes_streams_and_rate_limits_show_in_the_scraped_metrics(
 async def test_the_metrics_endpoint_stops_with_the_server(engine_dir: Path) -> None:
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_database="metrics_tests",
         admin_key=ADMIN_KEY,

@@ -57,6 +57,7 @@ def test_rate_zero_turns_limiting_off() -> None:
 async def limited_server(engine_dir: Path) -> AsyncIterator[FeedbackServer]:
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_database="rate_limit_tests",
         admin_key=ADMIN_KEY,

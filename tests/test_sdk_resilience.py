@@ -113,6 +113,7 @@ async def test_background_batching_through_a_database_outage_stores_every_item_o
     endpoint.start()
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_url=endpoint.url,
         clickhouse_database=f"sdk_outage_{uuid.uuid4().hex[:8]}",
@@ -174,6 +175,7 @@ async def test_rate_limited_batches_are_retried_after_the_servers_delay(
 ) -> None:
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_database="api_tests",
         admin_key=ADMIN_KEY,

@@ -429,6 +429,35 @@ def test_the_cli_refuses_a_bad_setting_with_exit_code_2_naming_it(
         assert done.stderr.startswith("usage: feedback serve"), "the usage shown is the command's own"
 
 
+@pytest.mark.parametrize(
+    ("command", "env", "named"),
+    [
+        ("serve", {"FEEDBACK_LISTEN": "not-a-host-port"}, "FEEDBACK_LISTEN"),
+        ("serve", {"FEEDBACK_LISTEN": "127.0.0.1:65536"}, "FEEDBACK_LISTEN"),
+        ("serve", {"FEEDBACK_LISTEN": ":50051"}, "FEEDBACK_LISTEN"),
+        ("serve", {"FEEDBACK_METRICS_LISTEN": "127.0.0.1:99999"}, "FEEDBACK_METRICS_LISTEN"),
+        ("serve", {"FEEDBACK_METRICS_LISTEN": "not-a-host-port"}, "FEEDBACK_METRICS_LISTEN"),
+        ("serve", {"FEEDBACK_HTTP_LISTEN": "localhost:http"}, "FEEDBACK_HTTP_LISTEN"),
+        (
+            "migrate",
+            {"FEEDBACK_CLICKHOUSE_URL": "http://127.0.0.1:1", "FEEDBACK_CLICKHOUSE_CLUSTER": "clüster"},
+            "FEEDBACK_CLICKHOUSE_CLUSTER",
+        ),
+    ],
+)
+def test_bad_listen_addresses_and_cluster_names_exit_2_naming_the_variable(
+    tmp_path: Path, command: str, env: dict[str, str], named: str
+) -> None:
+    # The variables alone (no --listen flag, which would win over FEEDBACK_LISTEN).
+    data_dir = tmp_path / "data"
+    done = run_cli([command], cwd=tmp_path, env={"FEEDBACK_DATA_DIR": str(data_dir), **env})
+    assert done.returncode == 2, done
+    assert done.stderr.startswith(f"usage: feedback {command}"), done.stderr
+    assert named in done.stderr.splitlines()[-1], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not data_dir.exists(), "a refused command must not touch storage"
+
+
 @pytest.mark.parametrize("arguments", [["--help"], ["serve", "--help"], ["migrate", "--help"]])
 def test_help_exits_0_and_shows_examples(tmp_path: Path, arguments: list[str]) -> None:
     done = run_cli(arguments, cwd=tmp_path)

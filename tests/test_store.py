@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -21,36 +20,12 @@ from feedback_service.domain.fingerprint import create_fingerprint
 from feedback_service.domain.listing import FeedbackFilter, PageCursor, micros_since_epoch
 from feedback_service.domain.model import Feedback, FeedbackValue, Source, Thumb
 from feedback_service.domain.ports import CreateStatus, NewFeedback
-from feedback_service.server import migrate
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore
 from feedback_service.store.migrations import apply_migrations
 from feedback_service.store.query_params import StringArray
-from tests.support.clickhouse_http import ClickHouseHttpFixture
 
-REAL_SERVER_URL = os.environ.get("FEEDBACK_TEST_CLICKHOUSE_URL")
-BACKENDS = ["embedded", "http-fixture"] + (["server"] if REAL_SERVER_URL else [])
 NASTY = "'; DROP TABLE feedback; --"
-
-
-@pytest.fixture(scope="module")
-def http_endpoint(engine_dir: Path) -> Iterator[ClickHouseHttpFixture]:
-    """Test fixture standing in for a ClickHouse server: HTTP interface over the embedded engine."""
-    with ClickHouseHttpFixture(str(engine_dir)) as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(params=BACKENDS, scope="module")
-async def engine(
-    request: pytest.FixtureRequest, engine_dir: Path, http_endpoint: ClickHouseHttpFixture
-) -> AsyncIterator[ClickHouseEngine]:
-    urls = {"embedded": None, "http-fixture": http_endpoint.url, "server": REAL_SERVER_URL}
-    database = f"store_tests_{uuid.uuid4().hex[:8]}"
-    opened = ClickHouseEngine(EngineConfig(data_dir=engine_dir, url=urls[request.param], database=database))
-    await migrate(opened)
-    yield opened
-    await opened.run(lambda client: client.command(f"DROP DATABASE IF EXISTS `{database}`"))
-    await asyncio.to_thread(opened.close)
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ async def _list(target: str, credentials: grpc.ChannelCredentials | None) -> grp
 async def _serve(engine_dir: Path, *, server_pem: Pem, client_ca: Path | None = None) -> FeedbackServer:
     settings = Settings(
         listen="127.0.0.1:0",
+        http_listen=None,
         data_dir=engine_dir,
         clickhouse_database="tls_tests",
         admin_key=ADMIN_KEY,

@@ -184,3 +184,27 @@ async def test_a_ttl_out_of_any_datetime_range_is_invalid_argument(server: Feedb
         await mint(server, project, ttl=Duration(seconds=-86399999913601))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "ttl" in (caught.value.details() or "")
+
+
+async def test_hex_trace_and_span_bindings_ignore_case(server: FeedbackServer, project: str) -> None:
+    # OpenTelemetry hex ids are case-insensitive and stored in lower case: a token bound to an upper-case
+    # id (minted by the RPC or offline by any client) accepts the id in either case.
+    trace, span = "4BF92F3577B34DA6A3CE929D0E0E4736", "3D7956834B2AB90C"
+    minted = (await mint(server, project, span_id=span)).token
+    offline = mint_feedback_token(
+        TOKEN_SECRET, project=project, trace_id=trace, span_id=span, user_id="bob", keys=["thumbs"]
+    )
+    # (token, trace id sent, trace id stored); an empty id takes the token's.
+    cases = [(minted, "", "trace-1"), (offline, "", trace.lower()), (offline, trace, trace.lower())]
+    cases.append((offline, trace.lower(), trace.lower()))
+    for token, trace_id, stored_trace_id in cases:
+        for span_id in (span.lower(), span, ""):
+            feedback = feedback_pb2.Feedback(
+                key="thumbs", thumb=feedback_pb2.THUMB_UP, trace_id=trace_id, span_id=span_id
+            )
+            stored = await create_with_token(server, token, feedback)
+            assert (stored.trace_id, stored.span_id) == (stored_trace_id, span.lower())
+    other_span = feedback_pb2.Feedback(key="thumbs", thumb=feedback_pb2.THUMB_UP, span_id="3d7956834b2ab90d")
+    error = await _refused(server, minted, other_span)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "feedback.span_id" in (error.details() or "")

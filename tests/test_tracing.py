@@ -47,7 +47,11 @@ async def traced_server(engine_dir: Path, exporter: InMemorySpanExporter) -> Asy
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     settings = Settings(
-        listen="127.0.0.1:0", data_dir=engine_dir, clickhouse_database="tracing_tests", admin_key=ADMIN_KEY
+        listen="127.0.0.1:0",
+        http_listen=None,
+        data_dir=engine_dir,
+        clickhouse_database="tracing_tests",
+        admin_key=ADMIN_KEY,
     )
     server = FeedbackServer(settings, tracer_provider=provider)  # settings.tracing is "off": the provider wins
     await server.start()
@@ -214,8 +218,8 @@ def test_with_tracing_off_the_server_runs_without_opentelemetry(tmp_path: Path) 
         "from feedback_service.server import FeedbackServer\n"
         "configure_logging(log_format='json', level='warning')\n"
         "async def main():\n"
-        f"    server = FeedbackServer(Settings(listen='127.0.0.1:0', data_dir=Path({str(tmp_path)!r}), "
-        "insecure_no_auth=True))\n"
+        "    server = FeedbackServer(Settings(listen='127.0.0.1:0', http_listen=None, "
+        f"data_dir=Path({str(tmp_path)!r}), insecure_no_auth=True))\n"
         "    assert server.tracing is None\n"
         "    await server.start()\n"
         "    await server.stop(grace_s=0)\n"
@@ -242,8 +246,8 @@ def test_console_tracing_prints_spans_under_otel_service_name(tmp_path: Path) ->
         "from feedback_service.server import FeedbackServer\n"
         "configure_logging(log_format='json', level='warning')\n"
         "async def main():\n"
-        f"    settings = Settings(listen='127.0.0.1:0', data_dir=Path({str(tmp_path)!r}), insecure_no_auth=True, "
-        "tracing='console')\n"
+        "    settings = Settings(listen='127.0.0.1:0', http_listen=None, "
+        f"data_dir=Path({str(tmp_path)!r}), insecure_no_auth=True, tracing='console')\n"
         "    server = FeedbackServer(settings)\n"
         "    await server.start()\n"
         "    async with grpc.aio.insecure_channel(f'127.0.0.1:{server.port}') as channel:\n"

@@ -14,6 +14,9 @@ from feedback_service import __version__
 from feedback_service.cli_client import EXIT_CODES_HELP, add_client_commands, is_client_command, run_client_command
 from feedback_service.cli_keys import EXAMPLES as KEY_EXAMPLES
 from feedback_service.cli_keys import add_key_commands, run_key_command
+from feedback_service.cli_verify import EXAMPLES as VERIFY_EXAMPLES
+from feedback_service.cli_verify import SUMMARIES as VERIFY_SUMMARIES
+from feedback_service.cli_verify import add_verify_arguments, print_report, run_check, scope_of
 from feedback_service.config import ConfigError, Settings, add_arguments, load_settings
 from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.logging_setup import configure_logging
@@ -64,6 +67,17 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         )
         add_arguments(command)
         subparsers[name] = command
+    for name, summary in VERIFY_SUMMARIES.items():
+        command = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=VERIFY_EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_verify_arguments(command)
+        add_arguments(command)
+        subparsers[name] = command
     keys = commands.add_parser(
         "keys",
         help="create, list and revoke API keys on a running server",
@@ -89,6 +103,16 @@ async def _migrate(settings: Settings) -> None:
     print(f"migrated {where}: {names}")
 
 
+def _verify(arguments: argparse.Namespace, settings: Settings, parser: argparse.ArgumentParser) -> int:
+    try:
+        scope = scope_of(arguments)
+    except ValueError as error:
+        parser.error(str(error))  # exits 2 with the command's usage
+    apply = arguments.command == "repair"
+    report, after = asyncio.run(run_check(settings, scope, apply=apply))
+    return print_report(arguments.command, report, after)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, subparsers = _parser()
     arguments = parser.parse_args(argv)
@@ -105,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command == "serve":
             asyncio.run(serve(settings))
+        elif arguments.command in VERIFY_SUMMARIES:
+            return _verify(arguments, settings, subparsers[arguments.command])
         else:
             asyncio.run(_migrate(settings))
     except (FeedbackServiceError, MigrationError, ConfigError, OSError) as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any
 
 import grpc
 
+from feedback_service.store.cluster_ddl import check_cluster_name
 from feedback_service.store.engine import EngineConfig
 from feedback_service.store.feedback_store import BatchingConfig
+from feedback_service.web.cors import parse_origin  # the rule lives with the CORS policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +89,28 @@ def _optional_url(text: str) -> str | None:
     return text
 
 
-def _optional_address(text: str) -> str | None:
-    if not text:
-        return None
-    host, separator, port = text.rpartition(":")
-    if not separator or not host or not port.isdigit():
-        raise ValueError(f"must be host:port, got {text!r}")
+# A host name or IPv4 address, or an IPv6 address in brackets (with an optional zone), then a port.
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?\]):(?P<port>[0-9]{1,5})")
+
+
+def _address(text: str) -> str:
+    """The one rule for every listen setting, checked before anything starts."""
+    found = _HOST_PORT.fullmatch(text)
+    if found is None or int(found["port"]) > 65535:
+        raise ValueError(f"must be host:port with a port of 0-65535 (e.g. 0.0.0.0:50051, [::]:50051), got {text!r}")
     return text
 
 
+def _optional_address(text: str) -> str | None:
+    return _address(text) if text else None
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(parse_origin(part) for part in text.split(",") if part.strip())
+
+
 def _cluster_name(text: str) -> str | None:
-    if text and not all(c.isalnum() or c in "_-." for c in text):
-        raise ValueError(f"must be a ClickHouse cluster name (letters, digits, '_', '-', '.'), got {text!r}")
-    return text or None
+    return check_cluster_name(text) if text else None  # the rule lives in cluster_ddl, with the DDL
 
 
 def _database_name(text: str) -> str:
@@ -109,6 +121,8 @@ def _database_name(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Settings:
     listen: str = "127.0.0.1:50051"
+    http_listen: str | None = "127.0.0.1:8080"
+    cors_origins: tuple[str, ...] = ()
     data_dir: Path = Path("./data")
     clickhouse_url: str | None = None
     clickhouse_database: str = "feedback"
@@ -192,7 +206,21 @@ class Settings:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("listen", "FEEDBACK_LISTEN", str, "host:port the gRPC server listens on (port 0 picks a free one)"),
+    Option("listen", "FEEDBACK_LISTEN", _address, "host:port the gRPC server listens on (port 0 picks a free one)"),
+    Option(
+        "http_listen",
+        "FEEDBACK_HTTP_LISTEN",
+        _optional_address,
+        "host:port of the HTTP face: every RPC over Connect (JSON and binary) and gRPC-Web, /healthz and "
+        "/readyz (port 0 picks a free one); empty turns it off",
+    ),
+    Option(
+        "cors_origins",
+        "FEEDBACK_CORS_ORIGINS",
+        _origins,
+        "comma-separated origins (scheme://host[:port]) whose pages may call the HTTP face, with end-user "
+        "feedback tokens only; empty = no cross-origin access",
+    ),
     Option("data_dir", "FEEDBACK_DATA_DIR", Path, "data dir of the embedded ClickHouse engine"),
     Option(
         "clickhouse_url",
@@ -324,7 +352,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if not option.has_flag:
             continue
         default = default_of(option)
-        described = f"{option.help} (env {option.env}; default {default if default is not None else 'unset'})"
+        described = f"{option.help} (env {option.env}; default {default if default not in (None, ()) else 'unset'})"
         if option.is_switch:
             parser.add_argument(option.flag, dest=option.name, action="store_const", const="1", help=described)
         else:

@@ -53,3 +53,5 @@ def configure_logging(*, log_format: str = "auto", level: str = "info") -> None:
     root.setLevel(level.upper())
     # urllib3's retry warnings quote request URLs, which carry query parameters: never log those.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # The HTTP face's server: its start and stop lines repeat the service's own; warnings and errors stay.
+    logging.getLogger("uvicorn").setLevel(logging.WARNING)

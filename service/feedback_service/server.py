@@ -1,5 +1,5 @@
-"""Wires the layers together and runs the gRPC server: start-up, health, reflection, metrics, tracing,
-graceful stop."""
+"""Wires the layers together and runs the gRPC server and the HTTP face (Connect, gRPC-Web, health, static
+files) on the same RPC table: start-up, health, reflection, metrics, tracing, graceful stop."""
 
 from __future__ import annotations
 
@@ -16,18 +16,17 @@ from grpc_reflection.v1alpha import reflection
 
 from feedback_proto.v1 import (
     annotation_pb2,
-    annotation_pb2_grpc,
     api_keys_pb2,
-    api_keys_pb2_grpc,
     feedback_keys_pb2,
-    feedback_keys_pb2_grpc,
     feedback_service_pb2,
-    feedback_service_pb2_grpc,
 )
 from feedback_service.api.annotation_servicer import AnnotationServicer
+from feedback_service.api.calls import CallPolicy
+from feedback_service.api.connect_transport import RpcApplication
 from feedback_service.api.feedback_key_servicer import FeedbackKeyServicer
-from feedback_service.api.interceptors import ErrorAndLoggingInterceptor
+from feedback_service.api.grpc_transport import add_rpcs
 from feedback_service.api.key_servicer import ApiKeyServicer
+from feedback_service.api.rpcs import Rpc, rpcs_of
 from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings
 from feedback_service.domain.annotation_ops import AnnotationOperations
@@ -39,7 +38,7 @@ from feedback_service.domain.key_admin import ApiKeyOperations
 from feedback_service.domain.key_schemas import KeySchemaOperations, KeySchemaRegistry
 from feedback_service.domain.operations import FeedbackOperations, utc_now
 from feedback_service.domain.rate_limit import RateLimiter
-from feedback_service.local_admin_key import ensure_local_admin_key
+from feedback_service.local_admin_key import ensure_local_admin_key, ensure_local_token_secret
 from feedback_service.observability.metrics import MetricsEndpoint, ServerMetrics
 from feedback_service.observability.tracing import build_tracing
 from feedback_service.store.annotation_store import ClickHouseAnnotationStore
@@ -48,16 +47,24 @@ from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.feedback_key_store import ClickHouseKeySchemaStore
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore
 from feedback_service.store.migrations import Migration, check_database_schema, migrate_database
+from feedback_service.web.app import HttpApp
+from feedback_service.web.cors import CorsPolicy
+from feedback_service.web.serve import HttpServer, TlsFiles
+from feedback_service.web.static import load_assets
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
 _log = structlog.get_logger("feedback_service.server")
 
-SERVICE_NAME = feedback_service_pb2.DESCRIPTOR.services_by_name["FeedbackService"].full_name
-KEY_SERVICE_NAME = api_keys_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name
-ANNOTATION_SERVICE_NAME = annotation_pb2.DESCRIPTOR.services_by_name["AnnotationService"].full_name
-SCHEMA_SERVICE_NAME = feedback_keys_pb2.DESCRIPTOR.services_by_name["FeedbackKeyService"].full_name
+FEEDBACK_SERVICE = feedback_service_pb2.DESCRIPTOR.services_by_name["FeedbackService"]
+KEY_SERVICE = api_keys_pb2.DESCRIPTOR.services_by_name["ApiKeyService"]
+ANNOTATION_SERVICE = annotation_pb2.DESCRIPTOR.services_by_name["AnnotationService"]
+SCHEMA_SERVICE = feedback_keys_pb2.DESCRIPTOR.services_by_name["FeedbackKeyService"]
+SERVICE_NAME = FEEDBACK_SERVICE.full_name
+KEY_SERVICE_NAME = KEY_SERVICE.full_name
+ANNOTATION_SERVICE_NAME = ANNOTATION_SERVICE.full_name
+SCHEMA_SERVICE_NAME = SCHEMA_SERVICE.full_name
 # gRPC messages up to 64 MiB: a 1,000-item batch of long corrections fits.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 STORAGE_PROBE_S = 1.0
@@ -99,15 +106,14 @@ class FeedbackServer:
             else Authenticator(self.keys, admin_keys=[admin_key] if admin_key else [], tokens=self.tokens)
         )
         self.health = health.aio.HealthServicer()
+        # One policy for every call on either port: auth, scopes, rate limits, log line, metrics, spans.
+        self.calls = CallPolicy(
+            self.authenticator,
+            RateLimiter(rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst),
+            metrics=self.metrics,
+            tracing=self.tracing,
+        )
         self._server = grpc.aio.server(
-            interceptors=[
-                ErrorAndLoggingInterceptor(
-                    self.authenticator,
-                    RateLimiter(rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst),
-                    metrics=self.metrics,
-                    tracing=self.tracing,
-                )
-            ],
             options=[
                 # Without this, Linux lets a second server bind the same port and split the traffic.
                 ("grpc.so_reuseport", 0),
@@ -116,6 +122,11 @@ class FeedbackServer:
             ],
         )
         self.port = 0
+        self.http_port: int | None = None  # None: no HTTP face (FEEDBACK_HTTP_LISTEN empty)
+        self._http: HttpServer | None = None
+        # Readiness of the HTTP face (/readyz), as gRPC health's SERVICE_NAME: serving, database reachable.
+        self._serving = False
+        self._storage_available = True
         self._metrics_endpoint: MetricsEndpoint | None = None
         self._storage_probe: asyncio.Task[None] | None = None
         self._pending_health: asyncio.Future[None] | None = None
@@ -129,19 +140,21 @@ class FeedbackServer:
         else:
             applied = await migrate(self.engine, cluster=cluster)
             _log.info("migrated", storage=self.engine.config.describe, applied=[m.name for m in applied])
+        await self._repair_derived_tables()
         self.store.start()
         schema_store = ClickHouseKeySchemaStore(self.engine)
         schemas = KeySchemaRegistry(schema_store)
         operations = FeedbackOperations(self.store, schemas=schemas)
-        servicer = FeedbackServicer(operations, EvaluationOperations(self.store), self.tokens)
-        feedback_service_pb2_grpc.add_FeedbackServiceServicer_to_server(servicer, self._server)
-        schema_servicer = FeedbackKeyServicer(KeySchemaOperations(schema_store, schemas, clock=utc_now))
-        feedback_keys_pb2_grpc.add_FeedbackKeyServiceServicer_to_server(schema_servicer, self._server)
         annotation = AnnotationOperations(ClickHouseAnnotationStore(self.engine), operations, schemas, clock=utc_now)
-        annotation_pb2_grpc.add_AnnotationServiceServicer_to_server(AnnotationServicer(annotation), self._server)
+        # The RPC table: each RPC implemented once, served by both transports.
+        rpcs: list[Rpc] = [
+            *rpcs_of(FeedbackServicer(operations, EvaluationOperations(self.store), self.tokens), FEEDBACK_SERVICE),
+            *rpcs_of(FeedbackKeyServicer(KeySchemaOperations(schema_store, schemas, clock=utc_now)), SCHEMA_SERVICE),
+            *rpcs_of(AnnotationServicer(annotation), ANNOTATION_SERVICE),
+        ]
         if self.authenticator is not None:
-            key_servicer = ApiKeyServicer(ApiKeyOperations(self.keys, self.authenticator))
-            api_keys_pb2_grpc.add_ApiKeyServiceServicer_to_server(key_servicer, self._server)
+            rpcs += rpcs_of(ApiKeyServicer(ApiKeyOperations(self.keys, self.authenticator)), KEY_SERVICE)
+        add_rpcs(self._server, rpcs, self.calls)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         services = [
             SERVICE_NAME,
@@ -164,9 +177,15 @@ class FeedbackServer:
                 self.port = self._server.add_secure_port(self.settings.listen, credentials)
         except RuntimeError as error:
             raise OSError(f"cannot listen on {self.settings.listen}: {error}") from error
+        if self.settings.http_listen is not None:
+            self._http = self._http_face(rpcs)
+            self.http_port = self._http.bind()  # before serving anything: a port in use stops the start
         await self._server.start()
+        if self._http is not None:
+            await self._http.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
         loop = asyncio.get_running_loop()
 
         def notify(available: bool) -> None:  # runs in a database worker thread
@@ -175,6 +194,38 @@ class FeedbackServer:
         self.engine.on_availability = notify
         self._storage_probe = asyncio.create_task(self._probe_storage(), name="storage-probe")
         return self.port
+
+    async def _repair_derived_tables(self) -> None:
+        """Before the first write and before readiness: complete the derived rows a crash left out."""
+        report = await self.store.repair_after_start()
+        _log.info(
+            "derived_tables_checked",
+            scope=report.scope.describe(),
+            revisions_checked=report.candidates,
+            repaired=report.corrections,
+            repaired_by_table=report.by_table(),
+            unexplained=sum(len(table.unexplained) for table in report.tables),
+            duration_ms=round(report.duration_s * 1000, 1),
+        )
+        if self.metrics is not None:
+            self.metrics.repaired({table.table: len(table.corrections) for table in report.tables})
+
+    def _http_face(self, rpcs: list[Rpc]) -> HttpServer:
+        """Connect and gRPC-Web for the same RPC table and call policy, with CORS, health and static files."""
+        settings = self.settings
+        assert settings.http_listen is not None  # start() checks
+        cors = CorsPolicy(settings.cors_origins)
+        tls = None
+        if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+            tls = TlsFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+        app = HttpApp(
+            rpcs=RpcApplication(rpcs, self.calls, is_cross_origin=cors.is_cross_origin),
+            cors=cors,
+            ready=lambda: self._serving and self._storage_available,
+            assets=load_assets(),
+            tls=tls is not None,
+        )
+        return HttpServer(app, address=settings.http_listen, tls=tls)
 
     @property
     def metrics_port(self) -> int | None:
@@ -189,6 +240,7 @@ class FeedbackServer:
         """
         status = health_pb2.HealthCheckResponse.SERVING if available else health_pb2.HealthCheckResponse.NOT_SERVING
         _log.warning("storage_available" if available else "storage_unavailable")
+        self._storage_available = available
         self._pending_health = asyncio.ensure_future(self.health.set(SERVICE_NAME, status))
 
     async def _probe_storage(self) -> None:
@@ -204,8 +256,9 @@ class FeedbackServer:
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         if self._storage_probe is not None:
             self._storage_probe.cancel()
+        self._serving = False
         await self.health.enter_graceful_shutdown()
-        await self._server.stop(grace)
+        await asyncio.gather(self._server.stop(grace), self._stop_http(grace))
         await self.store.close()
         await asyncio.to_thread(self.engine.close)
         if self._metrics_endpoint is not None:
@@ -214,6 +267,11 @@ class FeedbackServer:
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)
         _log.info("stopped")
+
+    async def _stop_http(self, grace_s: float) -> None:
+        if self._http is not None:
+            await self._http.stop(grace_s)
+            self._http = None
 
 
 def _with_admin_key(settings: Settings) -> Settings:
@@ -233,9 +291,19 @@ def _with_admin_key(settings: Settings) -> Settings:
     return dataclasses.replace(settings, admin_key=key)
 
 
+def _with_token_secret(settings: Settings) -> Settings:
+    """Embedded engine, no FEEDBACK_TOKEN_SECRETS: use (or create) a local signing secret in the data dir,
+    so that end-user feedback tokens work out of the box."""
+    if settings.token_secrets or settings.clickhouse_url:
+        return settings
+    secret, path, created = ensure_local_token_secret(settings.data_dir)
+    _log.info("local_token_secret", path=str(path), created=created)
+    return dataclasses.replace(settings, token_secrets=(secret,))
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    settings = _with_admin_key(settings)
+    settings = _with_token_secret(_with_admin_key(settings))
     server = FeedbackServer(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -243,7 +311,11 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stopping.set)
     port = await server.start()
     host = settings.listen.rsplit(":", 1)[0]
-    _log.info("listening", address=f"{host}:{port}", storage=server.engine.config.describe)
+    http = None
+    if settings.http_listen is not None and server.http_port is not None:
+        scheme = "https" if settings.tls_cert_file else "http"
+        http = f"{scheme}://{settings.http_listen.rsplit(':', 1)[0]}:{server.http_port}"
+    _log.info("listening", address=f"{host}:{port}", http_address=http, storage=server.engine.config.describe)
     try:
         await stopping.wait()
         _log.info("shutting_down", grace_s=settings.shutdown_grace_s)

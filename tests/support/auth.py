@@ -12,6 +12,8 @@ ADMIN_KEY = f"test-admin-{secrets.token_hex(16)}"
 # The secrets test servers sign and verify end-user feedback tokens with (the first signs).
 TOKEN_SECRET = secrets.token_urlsafe(32)
 OLD_TOKEN_SECRET = secrets.token_urlsafe(32)
+# The one origin whose pages may call the HTTP face of the session server (FEEDBACK_CORS_ORIGINS).
+ALLOWED_ORIGIN = "https://app.example.com"
 
 
 def _with_key(details: Any, key: str) -> Any:

@@ -111,7 +111,8 @@ class ServerProcess:
 
     Usage: ``with ServerProcess(tmp_path / "data") as server:`` (or ``async
     with``) starts it and waits until it listens; then ``server.target`` is the
-    gRPC target and ``server.terminate()`` stops it as an orchestrator would.
+    gRPC target, ``server.http_url`` the base URL of its HTTP face (also on a
+    free port), and ``server.terminate()`` stops it as an orchestrator would.
     """
 
     def __init__(
@@ -135,6 +136,8 @@ class ServerProcess:
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
             "--data-dir",
             str(data_dir),
             "--log-format",
@@ -145,6 +148,7 @@ class ServerProcess:
         ]
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
+        self._http_url: str | None = None
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -201,6 +205,7 @@ class ServerProcess:
             if event.get("event") == "listening":
                 address = str(event["address"])
                 self._port = int(address.rsplit(":", 1)[1])
+                self._http_url = event.get("http_address")
                 return True
         exit_code = self.process.poll()
         if exit_code is not None:
@@ -231,6 +236,13 @@ class ServerProcess:
     def target(self) -> str:
         """The gRPC target, ``127.0.0.1:PORT``."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP face (Connect, gRPC-Web, health), ``http://127.0.0.1:PORT``."""
+        if self._http_url is None:
+            raise ServerProcessError(f"server has no HTTP face (or does not listen yet)\n{self._log_report()}")
+        return self._http_url
 
     @property
     def exit_code(self) -> int | None:

@@ -59,6 +59,10 @@ Every template that needs it calls this, so rendering fails with one clear messa
 {{/* The non-secret settings as a map of FEEDBACK_* and OTEL_* names to strings (ConfigMap data). */}}
 {{- define "feedback-service.configData" -}}
 FEEDBACK_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.containerPorts.grpc) | quote }}
+FEEDBACK_HTTP_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.containerPorts.http) | quote }}
+{{- with .Values.config.corsOrigins }}
+FEEDBACK_CORS_ORIGINS: {{ join "," . | quote }}
+{{- end }}
 {{- if .Values.metrics.enabled }}
 FEEDBACK_METRICS_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.containerPorts.metrics) | quote }}
 {{- end }}

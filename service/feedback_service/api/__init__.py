@@ -1,1 +1,2 @@
-"""gRPC API: translates feedback.v1 messages to and from the domain, nothing else."""
+"""The API layer: the RPC table, its servicers (transport-neutral), proto <-> domain conversion, and its two
+transports, gRPC and Connect/gRPC-Web, over the shared steps of every call (calls.py)."""

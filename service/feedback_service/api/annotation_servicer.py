@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, TypeAlias
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from feedback_proto.v1 import annotation_pb2 as pb
-from feedback_proto.v1 import annotation_pb2_grpc
-from feedback_service.api.auth import current_principal
+from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import checked_time, feedback_input, feedback_message, timestamp_of
 from feedback_service.domain.agreement import Method
 from feedback_service.domain.annotation import DEFAULT_LEASE, FeedbackSelector, Queue, QueueItem
 from feedback_service.domain.annotation_ops import AnnotationOperations
 from feedback_service.domain.model import Source, Thumb
 from feedback_service.domain.validation import ViolationCollector
-
-Context: TypeAlias = Any  # grpcio is untyped
 
 _METHODS = {
     Method.COHEN_KAPPA: pb.AGREEMENT_METHOD_COHEN_KAPPA,
@@ -26,11 +23,7 @@ _METHODS = {
 }
 
 
-def _project(requested: str) -> str:
-    return current_principal().project_for(requested)
-
-
-def queue_of(message: pb.Queue) -> Queue:
+def queue_of(message: pb.Queue, context: CallContext) -> Queue:
     lease = DEFAULT_LEASE
     if message.HasField("lease"):
         try:
@@ -38,7 +31,7 @@ def queue_of(message: pb.Queue) -> Queue:
         except (OverflowError, ValueError):
             lease = timedelta(0)  # out of any range: validation names the field
     return Queue(
-        project=_project(message.project),
+        project=context.project(message.project),
         queue_id="",
         name=message.name,
         keys=tuple(message.keys),
@@ -101,29 +94,31 @@ def selector_of(message: pb.FeedbackSelector) -> FeedbackSelector:
     )
 
 
-class AnnotationServicer(annotation_pb2_grpc.AnnotationServiceServicer):
+class AnnotationServicer:
     def __init__(self, annotation: AnnotationOperations) -> None:
         self._annotation = annotation
 
-    async def CreateQueue(self, request: pb.CreateQueueRequest, context: Context) -> pb.CreateQueueResponse:
-        created = await self._annotation.create_queue(queue_of(request.queue))
+    async def CreateQueue(self, request: pb.CreateQueueRequest, context: CallContext) -> pb.CreateQueueResponse:
+        created = await self._annotation.create_queue(queue_of(request.queue, context))
         return pb.CreateQueueResponse(queue=queue_message(created))
 
-    async def AddQueueItems(self, request: pb.AddQueueItemsRequest, context: Context) -> pb.AddQueueItemsResponse:
+    async def AddQueueItems(self, request: pb.AddQueueItemsRequest, context: CallContext) -> pb.AddQueueItemsResponse:
         items = [
             QueueItem(trace_id=i.trace_id, span_id=i.span_id, model=i.model, model_version=i.model_version)
             for i in request.items
         ]
         selector = selector_of(request.from_feedback) if request.HasField("from_feedback") else None
-        added, present = await self._annotation.add_items(_project(request.project), request.queue_id, items, selector)
+        added, present = await self._annotation.add_items(
+            context.project(request.project), request.queue_id, items, selector
+        )
         return pb.AddQueueItemsResponse(added_count=added, already_queued_count=present)
 
-    async def ListQueues(self, request: pb.ListQueuesRequest, context: Context) -> pb.ListQueuesResponse:
-        queues = await self._annotation.list_queues(_project(request.project))
+    async def ListQueues(self, request: pb.ListQueuesRequest, context: CallContext) -> pb.ListQueuesResponse:
+        queues = await self._annotation.list_queues(context.project(request.project))
         return pb.ListQueuesResponse(queues=[queue_message(q) for q in queues])
 
-    async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Context) -> pb.GetQueueStatsResponse:
-        stats = await self._annotation.stats(_project(request.project), request.queue_id)
+    async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: CallContext) -> pb.GetQueueStatsResponse:
+        stats = await self._annotation.stats(context.project(request.project), request.queue_id)
         return pb.GetQueueStatsResponse(
             total_count=stats.total,
             pending_count=stats.pending,
@@ -137,8 +132,10 @@ class AnnotationServicer(annotation_pb2_grpc.AnnotationServiceServicer):
             ],
         )
 
-    async def ClaimNextItem(self, request: pb.ClaimNextItemRequest, context: Context) -> pb.ClaimNextItemResponse:
-        claimed = await self._annotation.claim_next(_project(request.project), request.queue_id, request.reviewer)
+    async def ClaimNextItem(self, request: pb.ClaimNextItemRequest, context: CallContext) -> pb.ClaimNextItemResponse:
+        claimed = await self._annotation.claim_next(
+            context.project(request.project), request.queue_id, request.reviewer
+        )
         return pb.ClaimNextItemResponse(
             item=item_message(claimed.item),
             claim_id=claimed.claim.claim_id,
@@ -147,28 +144,28 @@ class AnnotationServicer(annotation_pb2_grpc.AnnotationServiceServicer):
         )
 
     async def SubmitAnnotation(
-        self, request: pb.SubmitAnnotationRequest, context: Context
+        self, request: pb.SubmitAnnotationRequest, context: CallContext
     ) -> pb.SubmitAnnotationResponse:
         stored = await self._annotation.submit(
-            _project(request.project),
+            context.project(request.project),
             request.queue_id,
             request.claim_id,
             [feedback_input(f) for f in request.feedback],
-            actor=current_principal().key_id,
+            actor=context.actor,
         )
         return pb.SubmitAnnotationResponse(feedback=[feedback_message(f) for f in stored])
 
-    async def SkipItem(self, request: pb.SkipItemRequest, context: Context) -> pb.SkipItemResponse:
-        await self._annotation.skip(_project(request.project), request.queue_id, request.claim_id)
+    async def SkipItem(self, request: pb.SkipItemRequest, context: CallContext) -> pb.SkipItemResponse:
+        await self._annotation.skip(context.project(request.project), request.queue_id, request.claim_id)
         return pb.SkipItemResponse()
 
-    async def GetAgreement(self, request: pb.GetAgreementRequest, context: Context) -> pb.GetAgreementResponse:
+    async def GetAgreement(self, request: pb.GetAgreementRequest, context: CallContext) -> pb.GetAgreementResponse:
         found = ViolationCollector()
         start = _time(request, "start_time", "start_time", found)
         end = _time(request, "end_time", "end_time", found)
         found.raise_if_any()
         results = await self._annotation.agreement(
-            _project(request.project), queue_id=request.queue_id, key=request.key, start_time=start, end_time=end
+            context.project(request.project), queue_id=request.queue_id, key=request.key, start_time=start, end_time=end
         )
         return pb.GetAgreementResponse(
             agreements=[

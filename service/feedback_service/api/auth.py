@@ -1,11 +1,11 @@
-"""Authentication of each call and the scopes each RPC needs; the caller's Principal for servicers."""
+"""The credential of each call and the scopes each RPC needs (applied by api/calls.py on every transport)."""
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Sequence
+from typing import Any
 
-from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL, Principal, Scope
+from feedback_service.domain.auth import Principal, Scope
 from feedback_service.domain.errors import PermissionDeniedError
 
 _FEEDBACK = "/feedback.v1.FeedbackService/"
@@ -43,12 +43,10 @@ METHOD_SCOPES: dict[str, frozenset[Scope]] = {
     _ANNOTATION + "GetAgreement": frozenset({Scope.READ, Scope.ANNOTATE}),
 }
 
-_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=UNAUTHENTICATED_LOCAL)
 
-
-def bearer_of(metadata: Sequence[tuple[str, str | bytes]] | None, request: object) -> str | None:
-    """The credential of ``authorization: Bearer <credential>``; else a request's ``feedback_token``
-    (browsers cannot always set metadata); else None."""
+def bearer_of(metadata: Sequence[tuple[str, Any]] | None, request: object) -> str | None:
+    """The credential of ``authorization: Bearer <credential>`` (gRPC metadata or HTTP header); else a
+    request's ``feedback_token`` (browsers cannot always set headers); else None."""
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):
             scheme, _, credential = value.strip().partition(" ")
@@ -69,12 +67,3 @@ def authorize(principal: Principal, method: str) -> None:
         names = " or ".join(sorted(repr(s.value) for s in allowed))
         granted = ", ".join(sorted(s.value for s in principal.scopes)) or "none"
         raise PermissionDeniedError(f"{method.rsplit('/', 1)[-1]} needs the {names} scope; this key has: {granted}")
-
-
-def set_principal(principal: Principal) -> None:
-    _principal.set(principal)
-
-
-def current_principal() -> Principal:
-    """The authenticated caller of the RPC running in this task."""
-    return _principal.get()

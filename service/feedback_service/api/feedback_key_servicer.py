@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
-
 from feedback_proto.v1 import feedback_keys_pb2 as pb
-from feedback_proto.v1 import feedback_keys_pb2_grpc
-from feedback_service.api.auth import current_principal
+from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import timestamp_of
 from feedback_service.domain.feedback_keys import KeyKind, KeySchema
 from feedback_service.domain.key_schemas import KeySchemaOperations
 
-Context: TypeAlias = Any  # grpcio is untyped
 
-
-def schema_of(message: pb.FeedbackKey) -> KeySchema:
+def schema_of(message: pb.FeedbackKey, context: CallContext) -> KeySchema:
     kind = message.kind if message.kind in KeyKind._value2member_map_ else KeyKind.UNSPECIFIED
     return KeySchema(
-        project=current_principal().project_for(message.project),
+        project=context.project(message.project),
         name=message.name,
         kind=KeyKind(kind),
         description=message.description,
@@ -46,35 +41,37 @@ def key_message(schema: KeySchema) -> pb.FeedbackKey:
     )
 
 
-class FeedbackKeyServicer(feedback_keys_pb2_grpc.FeedbackKeyServiceServicer):
+class FeedbackKeyServicer:
     def __init__(self, keys: KeySchemaOperations) -> None:
         self._keys = keys
 
     async def CreateFeedbackKey(
-        self, request: pb.CreateFeedbackKeyRequest, context: Context
+        self, request: pb.CreateFeedbackKeyRequest, context: CallContext
     ) -> pb.CreateFeedbackKeyResponse:
-        created = await self._keys.create(schema_of(request.feedback_key))
+        created = await self._keys.create(schema_of(request.feedback_key, context))
         return pb.CreateFeedbackKeyResponse(feedback_key=key_message(created))
 
-    async def GetFeedbackKey(self, request: pb.GetFeedbackKeyRequest, context: Context) -> pb.GetFeedbackKeyResponse:
-        found = await self._keys.get(current_principal().project_for(request.project), request.name)
+    async def GetFeedbackKey(
+        self, request: pb.GetFeedbackKeyRequest, context: CallContext
+    ) -> pb.GetFeedbackKeyResponse:
+        found = await self._keys.get(context.project(request.project), request.name)
         return pb.GetFeedbackKeyResponse(feedback_key=key_message(found))
 
     async def ListFeedbackKeys(
-        self, request: pb.ListFeedbackKeysRequest, context: Context
+        self, request: pb.ListFeedbackKeysRequest, context: CallContext
     ) -> pb.ListFeedbackKeysResponse:
-        project = current_principal().project_for(request.project)
+        project = context.project(request.project)
         schemas = await self._keys.list(project, show_archived=request.show_archived)
         return pb.ListFeedbackKeysResponse(feedback_keys=[key_message(s) for s in schemas])
 
     async def UpdateFeedbackKey(
-        self, request: pb.UpdateFeedbackKeyRequest, context: Context
+        self, request: pb.UpdateFeedbackKeyRequest, context: CallContext
     ) -> pb.UpdateFeedbackKeyResponse:
-        updated = await self._keys.update(schema_of(request.feedback_key), list(request.update_mask.paths))
+        updated = await self._keys.update(schema_of(request.feedback_key, context), list(request.update_mask.paths))
         return pb.UpdateFeedbackKeyResponse(feedback_key=key_message(updated))
 
     async def ArchiveFeedbackKey(
-        self, request: pb.ArchiveFeedbackKeyRequest, context: Context
+        self, request: pb.ArchiveFeedbackKeyRequest, context: CallContext
     ) -> pb.ArchiveFeedbackKeyResponse:
-        archived = await self._keys.archive(current_principal().project_for(request.project), request.name)
+        archived = await self._keys.archive(context.project(request.project), request.name)
         return pb.ArchiveFeedbackKeyResponse(feedback_key=key_message(archived))

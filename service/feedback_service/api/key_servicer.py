@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
-
 from feedback_proto.v1 import api_keys_pb2 as pb
-from feedback_proto.v1 import api_keys_pb2_grpc
-from feedback_service.api.auth import current_principal
+from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import timestamp_of
 from feedback_service.domain.api_keys import ApiKey
 from feedback_service.domain.auth import Scope
 from feedback_service.domain.key_admin import ApiKeyOperations
 from feedback_service.domain.validation import ViolationCollector
-
-Context: TypeAlias = Any  # grpcio is untyped
 
 _SCOPES = {
     pb.SCOPE_INGEST: Scope.INGEST,
@@ -35,25 +30,25 @@ def _key_message(key: ApiKey) -> pb.ApiKey:
     )
 
 
-class ApiKeyServicer(api_keys_pb2_grpc.ApiKeyServiceServicer):
+class ApiKeyServicer:
     def __init__(self, keys: ApiKeyOperations) -> None:
         self._keys = keys
 
-    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: Context) -> pb.CreateApiKeyResponse:
+    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context: CallContext) -> pb.CreateApiKeyResponse:
         found = ViolationCollector()
         for number in request.scopes:
             if number not in _SCOPES:
                 found.add("scopes", f"unknown scope {number}: use ingest, annotate, read or admin")
         found.raise_if_any()
         key, secret = await self._keys.create(
-            current_principal(), project=request.project, name=request.name, scopes=[_SCOPES[n] for n in request.scopes]
+            context.principal, project=request.project, name=request.name, scopes=[_SCOPES[n] for n in request.scopes]
         )
         return pb.CreateApiKeyResponse(api_key=_key_message(key), key=secret)
 
-    async def ListApiKeys(self, request: pb.ListApiKeysRequest, context: Context) -> pb.ListApiKeysResponse:
-        keys = await self._keys.list(current_principal(), project=request.project)
+    async def ListApiKeys(self, request: pb.ListApiKeysRequest, context: CallContext) -> pb.ListApiKeysResponse:
+        keys = await self._keys.list(context.principal, project=request.project)
         return pb.ListApiKeysResponse(api_keys=[_key_message(k) for k in keys])
 
-    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: Context) -> pb.RevokeApiKeyResponse:
-        revoked = await self._keys.revoke(current_principal(), key_id=request.key_id)
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context: CallContext) -> pb.RevokeApiKeyResponse:
+        revoked = await self._keys.revoke(context.principal, key_id=request.key_id)
         return pb.RevokeApiKeyResponse(api_key=_key_message(revoked))

@@ -1,15 +1,17 @@
-"""feedback.v1.FeedbackService: each RPC converts its request, calls the domain, converts the answer."""
+"""feedback.v1.FeedbackService: each RPC converts its request, calls the domain, converts the answer.
+
+Transport-neutral: every method takes the request message and the CallContext of api/calls.py, and is
+served by gRPC and by Connect/gRPC-Web alike (api/rpcs.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Any, TypeAlias
 
 from feedback_client.tokens import VALUE_KINDS
-from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2_grpc
+from feedback_proto.v1 import aggregates_pb2, feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_service.api.auth import current_principal
+from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import (
     feedback_filter,
     feedback_input,
@@ -40,10 +42,6 @@ from feedback_service.domain.operations import FeedbackOperations
 from feedback_service.domain.ports import CreateOutcome, CreateStatus
 from feedback_service.domain.validation import ViolationCollector, check_project
 
-# grpcio is untyped: the context is Any to mypy, named here for readers.
-Context: TypeAlias = Any
-
-
 _VALUE_KINDS = {
     pb.VALUE_KIND_THUMB: "thumb",
     pb.VALUE_KIND_SCORE: "score",
@@ -53,17 +51,12 @@ _VALUE_KINDS = {
 }
 
 
-def _project(requested: str) -> str:
-    """The project the caller's credential allows, given the one the request names (or not)."""
-    return current_principal().project_for(requested)
+def _own(draft: FeedbackInput, context: CallContext) -> FeedbackInput:
+    return dataclasses.replace(draft, project=context.project(draft.project))
 
 
-def _own(draft: FeedbackInput) -> FeedbackInput:
-    return dataclasses.replace(draft, project=_project(draft.project))
-
-
-def _own_scope(scope: FeedbackScope) -> FeedbackScope:
-    return dataclasses.replace(scope, project=_project(scope.project))
+def _own_scope(scope: FeedbackScope, context: CallContext) -> FeedbackScope:
+    return dataclasses.replace(scope, project=context.project(scope.project))
 
 
 def _put_stored(message: feedback_pb2.Feedback, sent: feedback_pb2.Feedback, outcome: CreateOutcome) -> None:
@@ -74,7 +67,7 @@ def _put_stored(message: feedback_pb2.Feedback, sent: feedback_pb2.Feedback, out
         message.CopyFrom(feedback_message(outcome.feedback))
 
 
-class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
+class FeedbackServicer:
     def __init__(
         self, operations: FeedbackOperations, evaluation: EvaluationOperations, tokens: TokenAuthority
     ) -> None:
@@ -82,24 +75,24 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         self._evaluation = evaluation
         self._tokens = tokens
 
-    async def CreateFeedback(self, request: pb.CreateFeedbackRequest, context: Context) -> pb.CreateFeedbackResponse:
+    async def CreateFeedback(
+        self, request: pb.CreateFeedbackRequest, context: CallContext
+    ) -> pb.CreateFeedbackResponse:
         draft = feedback_input(request.feedback)
-        principal = current_principal()
-        token = principal.token
-        owned = _own(draft) if token is None else bind_to_token(draft, token)
-        outcome = await self._operations.create(owned, actor=principal.key_id)
+        token = context.token
+        owned = _own(draft, context) if token is None else bind_to_token(draft, token)
+        outcome = await self._operations.create(owned, actor=context.actor)
         response = pb.CreateFeedbackResponse()
         _put_stored(response.feedback, request.feedback, outcome)
         return response
 
     async def BatchCreateFeedback(
-        self, request: pb.BatchCreateFeedbackRequest, context: Context
+        self, request: pb.BatchCreateFeedbackRequest, context: CallContext
     ) -> pb.BatchCreateFeedbackResponse:
-        principal = current_principal()
         sent = request.feedback
         outcomes = await self._operations.batch_create(
-            [feedback_input(item, project=principal.project_for(item.project)) for item in sent],
-            actor=principal.key_id,
+            [feedback_input(item, project=context.project(item.project)) for item in sent],
+            actor=context.actor,
         )
         # Built in place: constructing each result and then the response would copy every message twice.
         response = pb.BatchCreateFeedbackResponse()
@@ -111,33 +104,37 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
                 _put_stored(results.add().feedback, item, outcome)
         return response
 
-    async def GetFeedback(self, request: pb.GetFeedbackRequest, context: Context) -> pb.GetFeedbackResponse:
-        stored = await self._operations.get(_project(request.project), request.feedback_id)
+    async def GetFeedback(self, request: pb.GetFeedbackRequest, context: CallContext) -> pb.GetFeedbackResponse:
+        stored = await self._operations.get(context.project(request.project), request.feedback_id)
         return pb.GetFeedbackResponse(feedback=feedback_message(stored))
 
-    async def ListFeedback(self, request: pb.ListFeedbackRequest, context: Context) -> pb.ListFeedbackResponse:
+    async def ListFeedback(self, request: pb.ListFeedbackRequest, context: CallContext) -> pb.ListFeedbackResponse:
         list_filter = feedback_filter(request)
-        list_filter = dataclasses.replace(list_filter, project=_project(list_filter.project))
+        list_filter = dataclasses.replace(list_filter, project=context.project(list_filter.project))
         page, next_token = await self._operations.list(
             list_filter, page_size=request.page_size, page_token=request.page_token
         )
         return pb.ListFeedbackResponse(feedback=[feedback_message(f) for f in page], next_page_token=next_token)
 
-    async def UpdateFeedback(self, request: pb.UpdateFeedbackRequest, context: Context) -> pb.UpdateFeedbackResponse:
+    async def UpdateFeedback(
+        self, request: pb.UpdateFeedbackRequest, context: CallContext
+    ) -> pb.UpdateFeedbackResponse:
         updated = await self._operations.update(
-            _own(feedback_input(request.feedback)), list(request.update_mask.paths), actor=current_principal().key_id
+            _own(feedback_input(request.feedback), context), list(request.update_mask.paths), actor=context.actor
         )
         return pb.UpdateFeedbackResponse(feedback=feedback_message(updated))
 
-    async def DeleteFeedback(self, request: pb.DeleteFeedbackRequest, context: Context) -> pb.DeleteFeedbackResponse:
-        await self._operations.delete(_project(request.project), request.feedback_id, actor=current_principal().key_id)
+    async def DeleteFeedback(
+        self, request: pb.DeleteFeedbackRequest, context: CallContext
+    ) -> pb.DeleteFeedbackResponse:
+        await self._operations.delete(context.project(request.project), request.feedback_id, actor=context.actor)
         return pb.DeleteFeedbackResponse()
 
     async def StreamAggregates(
-        self, request: pb.StreamAggregatesRequest, context: Context
+        self, request: pb.StreamAggregatesRequest, context: CallContext
     ) -> AsyncIterator[pb.StreamAggregatesResponse]:
         query = aggregate_query(request)
-        query = dataclasses.replace(query, scope=_own_scope(query.scope))
+        query = dataclasses.replace(query, scope=_own_scope(query.scope, context))
         events = self._evaluation.stream_aggregates(query, follow=request.follow)
         async for event in events:
             if isinstance(event, GroupUpdate):
@@ -152,10 +149,10 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
                 yield pb.StreamAggregatesResponse(heartbeat=pb.Heartbeat(watermark=timestamp_of(event.watermark)))
 
     async def ExportFeedback(
-        self, request: pb.ExportFeedbackRequest, context: Context
+        self, request: pb.ExportFeedbackRequest, context: CallContext
     ) -> AsyncIterator[pb.ExportFeedbackResponse]:
         selection = export_filter(request)
-        selection = dataclasses.replace(selection, scope=_own_scope(selection.scope))
+        selection = dataclasses.replace(selection, scope=_own_scope(selection.scope, context))
         chunks = self._evaluation.export(
             selection, cursor=request.cursor, follow=request.follow, chunk_size=request.chunk_size
         )
@@ -166,10 +163,12 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
                 feedback_message(feedback, add)
             yield response
 
-    async def CompareVersions(self, request: pb.CompareVersionsRequest, context: Context) -> pb.CompareVersionsResponse:
+    async def CompareVersions(
+        self, request: pb.CompareVersionsRequest, context: CallContext
+    ) -> pb.CompareVersionsResponse:
         scope = compare_scope(request)
         comparisons = await self._evaluation.compare(
-            dataclasses.replace(scope, project=_project(scope.project)),
+            dataclasses.replace(scope, project=context.project(scope.project)),
             model=request.model,
             version_a=request.version_a,
             version_b=request.version_b,
@@ -177,10 +176,10 @@ class FeedbackServicer(feedback_service_pb2_grpc.FeedbackServiceServicer):
         return pb.CompareVersionsResponse(comparisons=[comparison_message(c) for c in comparisons])
 
     async def MintFeedbackToken(
-        self, request: pb.MintFeedbackTokenRequest, context: Context
+        self, request: pb.MintFeedbackTokenRequest, context: CallContext
     ) -> pb.MintFeedbackTokenResponse:
         found = ViolationCollector()
-        project = _project(request.project)
+        project = context.project(request.project)
         check_project(project, found)
         kinds = []
         for number in request.value_kinds:

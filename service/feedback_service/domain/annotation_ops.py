@@ -43,7 +43,13 @@ from feedback_service.domain.feedback_keys import KeyKind
 from feedback_service.domain.key_schemas import KeySchemaRegistry
 from feedback_service.domain.model import Feedback, FeedbackInput, Source
 from feedback_service.domain.operations import FeedbackOperations
-from feedback_service.domain.validation import ViolationCollector, check_key, check_project, normalize_trace_id
+from feedback_service.domain.validation import (
+    ViolationCollector,
+    check_key,
+    check_project,
+    normalize_span_id,
+    normalize_trace_id,
+)
 
 
 class AnnotationStore(Protocol):
@@ -278,8 +284,11 @@ def _checked_items(items: Sequence[QueueItem], selector: FeedbackSelector | None
     found.raise_if_any()
     checked = []
     for item in items:
-        trace_id = normalize_trace_id(item.trace_id)
-        checked.append(dataclasses.replace(item, trace_id=trace_id, item_id=item_id_of(trace_id, item.span_id)))
+        # Normalised like feedback ids, so one call is one item whatever the case of its hex ids.
+        trace_id, span_id = normalize_trace_id(item.trace_id), normalize_span_id(item.span_id)
+        checked.append(
+            dataclasses.replace(item, trace_id=trace_id, span_id=span_id, item_id=item_id_of(trace_id, span_id))
+        )
     return checked
 
 

@@ -24,7 +24,7 @@ from feedback_service.domain.errors import (
     UnauthenticatedError,
 )
 from feedback_service.domain.model import FeedbackInput, Source, ValueKind
-from feedback_service.domain.validation import normalize_trace_id
+from feedback_service.domain.validation import normalize_span_id, normalize_trace_id
 
 _KIND_NAMES = {ValueKind.THUMB: "thumb", ValueKind.SCORE: "score", ValueKind.LABEL: "label"}
 
@@ -72,7 +72,7 @@ class TokenAuthority:
             user_id=user_id,
             keys=keys,
             value_kinds=value_kinds,
-            span_id=span_id,
+            span_id=normalize_span_id(span_id),
             model=model,
             model_version=model_version,
             ttl_s=ttl,
@@ -119,11 +119,13 @@ def bind_to_token(draft: FeedbackInput, claims: TokenClaims) -> FeedbackInput:
             raise PermissionDeniedError(f"this token does not allow a {kind} (allowed: {list(claims.value_kinds)})")
     if draft.source not in (Source.UNSPECIFIED, Source.USER):
         raise PermissionDeniedError("feedback sent with a token is end-user feedback: source must be SOURCE_USER")
+    # Hex ids match in lower case on both sides: a token minted elsewhere may bind them in upper case.
+    span_id = normalize_span_id(draft.span_id)
     return dataclasses.replace(
         draft,
         project=claims.project,
-        trace_id=_bound(normalize_trace_id(draft.trace_id), claims.trace_id, "trace_id"),
-        span_id=_bound(draft.span_id, claims.span_id, "span_id") if claims.span_id else draft.span_id,
+        trace_id=_bound(normalize_trace_id(draft.trace_id), normalize_trace_id(claims.trace_id), "trace_id"),
+        span_id=_bound(span_id, normalize_span_id(claims.span_id), "span_id") if claims.span_id else span_id,
         model=_bound(draft.model, claims.model, "model"),
         model_version=_bound(draft.model_version, claims.model_version, "model_version"),
         source=Source.USER,

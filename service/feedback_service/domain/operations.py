@@ -163,10 +163,9 @@ class FeedbackOperations:
     ) -> NewFeedback:
         feedback = validate_new_feedback(draft, now=self._now(), actor=actor, prefix=prefix)
         _check_schema(feedback, schemas, prefix)
-        if not draft.feedback_id:
-            # A fresh server UUID has no earlier create to compare with, so no retry to recognise.
-            return NewFeedback(feedback, "", False)
-        return NewFeedback(feedback, create_fingerprint(feedback))
+        # A fresh server UUID cannot exist yet, so nothing is looked up for it; its fingerprint is stored
+        # all the same (it covers the id, as does a re-send naming that id), so such a re-send is a retry.
+        return NewFeedback(feedback, create_fingerprint(feedback), bool(draft.feedback_id))
 
     async def _schemas_of(self, drafts: Sequence[FeedbackInput]) -> ProjectSchemas:
         """The key schemas of the projects the drafts name, looked up once per request."""

@@ -97,7 +97,8 @@ def normalize_trace_id(trace_id: str) -> str:
     return trace_id.lower() if _HEX32.fullmatch(trace_id) else trace_id
 
 
-def _normalize_span_id(span_id: str) -> str:
+def normalize_span_id(span_id: str) -> str:
+    """OpenTelemetry 16-hex span ids are case-insensitive: store and match them in lower case."""
     # Most feedback has no span id: skip the regex for it.
     return span_id.lower() if span_id and _HEX16.fullmatch(span_id) else span_id
 
@@ -290,7 +291,7 @@ def validate_new_feedback(
         normalize_trace_id(draft.trace_id),
         draft.key,
         value,
-        _normalize_span_id(draft.span_id),
+        normalize_span_id(draft.span_id),
         draft.session_id,
         draft.model,
         draft.model_version,

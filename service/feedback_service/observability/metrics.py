@@ -117,6 +117,13 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
+        self.repaired_writes = Counter(
+            "feedback_repaired_writes",
+            "corrections written to a derived table because a crash or a failed insert left feedback rows without "
+            "their derived rows (at start, or on the writer after a failed insert), by table",
+            ["table"],
+            registry=registry,
+        )
         db_errors = Counter(
             "feedback_db_errors",
             "failed database calls, by kind: unavailable (connection), timeout (deadline), other",
@@ -136,6 +143,10 @@ class ServerMetrics:
     def db_error(self, kind: str) -> None:
         """Count a failed database call; ``kind`` is one of DB_ERROR_KINDS."""
         self._db_errors[kind].inc()
+
+    def repaired(self, corrections_by_table: dict[str, int]) -> None:
+        for table, count in corrections_by_table.items():
+            self.repaired_writes.labels(table).inc(count)
 
     def inserted(self, rows: int, duration_s: float) -> None:
         self.insert_rows.observe(rows)

@@ -68,13 +68,17 @@ class Tracing:
         if self._owned is not None:
             self._owned.shutdown()
 
-    def start_rpc(self, method_path: str, metadata: Sequence[tuple[str, Any]] | None, request: Any) -> Span:
-        """Start the RPC's span and make it current for the rest of the call."""
+    def start_rpc(
+        self, method_path: str, metadata: Sequence[tuple[str, Any]] | None, request: Any, *, system: str = "grpc"
+    ) -> Span:
+        """Start the RPC's span and make it current for the rest of the call. ``request`` None: not decoded
+        yet (Connect starts the call before reading the body; see describe_request). ``system``: ``grpc``
+        (gRPC and gRPC-Web) or ``connect_rpc``."""
         name = method_path.lstrip("/")
         service, _, method = name.rpartition("/")
         # Only the propagation fields: the authorization header stays where it is.
         carrier = {key: value for key, value in metadata or () if key in self._propagated and isinstance(value, str)}
-        attributes: dict[str, AttributeValue] = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        attributes: dict[str, AttributeValue] = {"rpc.system": system, "rpc.service": service, "rpc.method": method}
         project = _project_of(request)
         if project:
             attributes["feedback.project"] = project
@@ -84,6 +88,12 @@ class Tracing:
         # Never detached: each RPC runs in a task of its own, whose context ends with it (like call_deadline).
         otel_context.attach(trace.set_span_in_context(span))
         return span
+
+    def describe_request(self, span: Span, request: Any) -> None:
+        """What start_rpc takes from a request, once it is decoded."""
+        project = _project_of(request)
+        if project:
+            span.set_attribute("feedback.project", project)
 
     def end_rpc(self, span: Span, code: Enum) -> None:
         number, name = code.value  # grpc.StatusCode: (number, "name")

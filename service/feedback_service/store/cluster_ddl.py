@@ -9,8 +9,14 @@ deployed databases), so cluster mode renders each statement again instead:
   the statement (columns, ORDER BY, PARTITION BY, TTL, SETTINGS, COMMENT) unchanged, plus ``t``, a
   ``Distributed`` table over ``t_local`` sharded by ``SHARDING_KEYS[t]``. The service's queries read and write
   ``t`` as on a single node.
+- ``CREATE TABLE t AS s ENGINE = Null`` (a table that keeps nothing and only feeds its views) becomes ``t_local``,
+  a Null table with the columns of ``s_local`` on every node (Null has no Replicated form and nothing to
+  replicate), plus ``t``, a ``Distributed`` table over it: a row inserted into ``t`` reaches the shard
+  ``SHARDING_KEYS[t]`` picks, whose views write the local tables there. Insert synchronously
+  (``insert_distributed_sync = 1``): an insert queued in the background has fed no view when it returns.
 - ``CREATE MATERIALIZED VIEW v TO t AS SELECT ... FROM s`` reads ``s_local`` and writes ``t_local`` on each node:
   an aggregate row is made on the shard where its feedback row lands (and replicated with the part).
+- ``DROP VIEW v`` drops the view on every node.
 - ``ALTER TABLE t`` alters ``t_local``; column changes alter the Distributed ``t`` too.
 - ``INSERT INTO t SELECT ...`` (the backfills) runs through the Distributed tables, synchronously.
 - ``CREATE DATABASE`` gets ``ON CLUSTER``.
@@ -36,6 +42,7 @@ __all__ = [
     "SHARDING_KEYS",
     "Cluster",
     "ClusterDDLError",
+    "check_cluster_name",
     "create_database_statement",
     "render_statement",
     "settings_advice",
@@ -52,6 +59,8 @@ SHARDING_KEYS: Mapping[str, str] = {
     # for exports, and every vote on a trace, share a shard.
     "feedback_by_time": "cityHash64(project, trace_id)",
     "user_votes": "cityHash64(project, trace_id)",
+    # A Null table whose views fill the derived tables: a row must reach the shard of its feedback.
+    "feedback_changes": "cityHash64(project, trace_id)",
     # Signed deltas, summed on read: the rows of one group may sit on any shard. The views write them where the
     # feedback lands; this key places only direct inserts (the backfills).
     "feedback_aggregates": "cityHash64(project, model, model_version, key)",
@@ -62,6 +71,7 @@ SHARDING_KEYS: Mapping[str, str] = {
     "annotation_queues": "cityHash64(project, queue_id)",
     "queue_items": "cityHash64(project, queue_id, item_id)",
     "queue_claims": "cityHash64(project, queue_id, item_id)",
+    "derived_checkpoint": "cityHash64(name)",
     # The migration ledger: one row per version.
     "schema_migrations": "cityHash64(version)",
 }
@@ -122,6 +132,14 @@ class ClusterDDLError(ValueError):
     """A statement uses a construct the cluster renderer does not know; it would not render correctly."""
 
 
+def check_cluster_name(name: str) -> str:
+    """``name`` if it is a cluster name the service may put in SQL, else ValueError: the one rule for it,
+    used by the configuration, the DDL and the queries that name the cluster."""
+    if not _CLUSTER_NAME.fullmatch(name):
+        raise ValueError(f"cluster name {name!r} must be ASCII letters, digits, '_', '-' or '.'")
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class Cluster:
     """Where cluster DDL goes: the cluster's name (``remote_servers`` on the servers) and the database."""
@@ -131,8 +149,7 @@ class Cluster:
 
     def __post_init__(self) -> None:
         # Both end up in DDL: allow-list them, never quote arbitrary text.
-        if not _CLUSTER_NAME.fullmatch(self.name):
-            raise ValueError(f"cluster name {self.name!r} must match {_CLUSTER_NAME.pattern}")
+        check_cluster_name(self.name)
         if not _DATABASE_NAME.fullmatch(self.database):
             raise ValueError(f"database name {self.database!r} must match {_DATABASE_NAME.pattern}")
 
@@ -157,6 +174,8 @@ def render_statement(statement: str, cluster: Cluster) -> list[str]:
         return _create_table(parser, cluster)
     if parser.accept("CREATE", "MATERIALIZED", "VIEW"):
         return _create_view(parser, cluster)
+    if parser.accept("DROP", "VIEW"):
+        return _drop_view(parser, cluster)
     if parser.accept("ALTER", "TABLE"):
         return _alter_table(parser, cluster)
     if parser.accept("INSERT", "INTO"):
@@ -165,7 +184,7 @@ def render_statement(statement: str, cluster: Cluster) -> list[str]:
         return _create_database(parser, cluster)
     raise ClusterDDLError(
         f"cannot render {parser.head()!r} for a cluster: only CREATE TABLE, CREATE MATERIALIZED VIEW ... TO, "
-        "ALTER TABLE, INSERT INTO ... SELECT and CREATE DATABASE are understood"
+        "DROP VIEW, ALTER TABLE, INSERT INTO ... SELECT and CREATE DATABASE are understood"
     )
 
 
@@ -223,9 +242,12 @@ def _create_table(parser: _Parser, cluster: Cluster) -> list[str]:
     parser.expect("ENGINE")
     parser.accept_symbol("=")
     engine = parser.word()
+    if engine == "Null":
+        return _create_null_table(parser, cluster, name, if_not_exists, structure)
     if engine not in _REPLICABLE_ENGINES:
         raise ClusterDDLError(
-            f"CREATE TABLE {name}: engine {engine} has no Replicated form; use one of {sorted(_REPLICABLE_ENGINES)}"
+            f"CREATE TABLE {name}: engine {engine} has no Replicated form; use one of {sorted(_REPLICABLE_ENGINES)} "
+            "(or Null)"
         )
     engine_arguments = parser.group_text()[1:-1].strip() if parser.at_symbol("(") else ""
     comment = parser.check_table_tail(name)
@@ -237,12 +259,33 @@ def _create_table(parser: _Parser, cluster: Cluster) -> list[str]:
         f"CREATE TABLE {if_not_exists}{cluster.table(local)} {cluster.on_cluster}{structure}\n"
         f"ENGINE = Replicated{engine}({', '.join(replicated_arguments)})" + (f"\n{tail}" if tail else "")
     )
+    return [local_table, _distributed_table(cluster, name, if_not_exists, comment)]
+
+
+def _create_null_table(parser: _Parser, cluster: Cluster, name: str, if_not_exists: str, structure: str) -> list[str]:
+    """A Null table: a plain Null table on every node (nothing to replicate) and a Distributed one over it."""
+    if parser.at_symbol("(") and parser.group_text()[1:-1].strip():
+        raise ClusterDDLError(f"CREATE TABLE {name}: ENGINE = Null takes no arguments")
+    comment: str | None = None
+    if parser.accept("COMMENT"):
+        comment = parser.string_literal(f"CREATE TABLE {name}: COMMENT")
+    if parser.head():
+        raise ClusterDDLError(
+            f"CREATE TABLE {name}: only COMMENT is understood after ENGINE = Null, found {parser.head()!r}"
+        )
+    local_table = f"CREATE TABLE {if_not_exists}{cluster.table(name + LOCAL_SUFFIX)} {cluster.on_cluster}{structure}\n"
+    local_table += "ENGINE = Null" + (f"\nCOMMENT {comment}" if comment else "")
+    return [local_table, _distributed_table(cluster, name, if_not_exists, comment)]
+
+
+def _distributed_table(cluster: Cluster, name: str, if_not_exists: str, comment: str | None) -> str:
+    """``name``, a Distributed table over ``name_local`` on every node, sharded by ``SHARDING_KEYS[name]``."""
+    local = name + LOCAL_SUFFIX
     distributed_arguments = [_literal(cluster.name), _literal(cluster.database), _literal(local), SHARDING_KEYS[name]]
-    distributed_table = (
+    return (
         f"CREATE TABLE {if_not_exists}{cluster.table(name)} {cluster.on_cluster} AS {cluster.table(local)}\n"
         f"ENGINE = Distributed({', '.join(distributed_arguments)})" + (f"\nCOMMENT {comment}" if comment else "")
     )
-    return [local_table, distributed_table]
 
 
 def _create_view(parser: _Parser, cluster: Cluster) -> list[str]:
@@ -267,6 +310,16 @@ def _create_view(parser: _Parser, cluster: Cluster) -> list[str]:
         f"CREATE MATERIALIZED VIEW {if_not_exists}{cluster.table(name)} {cluster.on_cluster} "
         f"TO {cluster.table(target + LOCAL_SUFFIX)} AS\n{select}"
     ]
+
+
+def _drop_view(parser: _Parser, cluster: Cluster) -> list[str]:
+    if_exists = "IF EXISTS " if parser.accept("IF", "EXISTS") else ""
+    name = parser.name()
+    if name in SHARDING_KEYS:
+        raise ClusterDDLError(f"DROP VIEW {name}: {name} is a table (its local and Distributed tables)")
+    if parser.head():
+        raise ClusterDDLError(f"DROP VIEW {name}: nothing is understood after the name, found {parser.head()!r}")
+    return [f"DROP VIEW {if_exists}{cluster.table(name)} {cluster.on_cluster}"]
 
 
 def _alter_table(parser: _Parser, cluster: Cluster) -> list[str]:
@@ -423,6 +476,14 @@ class _Parser:
                 if depth == 0:
                     return self._text(start, self._position)
         raise ClusterDDLError("unbalanced parentheses")
+
+    def string_literal(self, what: str) -> str:
+        """The string literal at the cursor, verbatim with its quotes; moves past it."""
+        token = self._peek()
+        if token is None or token.kind != "string":
+            raise ClusterDDLError(f"{what} must be a string literal, found {self.head()!r}")
+        self._position += 1
+        return token.text
 
     def rest(self) -> str:
         """Everything after the cursor, verbatim; moves to the end."""

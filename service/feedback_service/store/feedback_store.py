@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import struct
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import structlog
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from feedback_service.domain.aggregates import (
     AggregateQuery,
@@ -22,11 +26,22 @@ from feedback_service.domain.aggregates import (
     TimeBucket,
 )
 from feedback_service.domain.changes import ChangeFeed
-from feedback_service.domain.errors import FeedbackServiceError
+from feedback_service.domain.errors import FeedbackServiceError, StoreUnavailableError
 from feedback_service.domain.listing import FeedbackFilter, PageCursor, micros_since_epoch
 from feedback_service.domain.model import Feedback
 from feedback_service.domain.ports import Change, CreateOutcome, ExportFilter, NewFeedback
+from feedback_service.domain.write_plan import Command, Create, Delete, Outcome, Update, VoteKey, WritePlan
 from feedback_service.store.batcher import MicroBatcher
+from feedback_service.store.cluster_ddl import check_cluster_name
+from feedback_service.store.derived_repair import (
+    CheckReport,
+    CheckScope,
+    check_derived_tables,
+    read_checkpoint,
+    start_up_scope,
+    write_checkpoint,
+)
+from feedback_service.store.deriver import Deriver, DeriveRows, insert_changes
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.rows import (
     COLUMN_NAMES,
@@ -37,40 +52,35 @@ from feedback_service.store.rows import (
     source_name,
     source_of,
 )
-from feedback_service.store.write_batch import (
-    Batch,
-    Command,
-    Create,
-    Delete,
-    Outcome,
-    Update,
-    read_latest,
-    read_state,
-)
+from feedback_service.store.write_batch import read_latest, read_state, revision_rows
+
+_log = structlog.get_logger("feedback_service.store")
 
 AGGREGATES_TABLE = "feedback_aggregates"
 AUTHORS_TABLE = "feedback_authors"
 EXPORT_TABLE = "feedback_by_time"
 
+# Follow streams poll this: it changes when derived rows land (aggregates and exports read those).
+_MARKED_TABLE = AGGREGATES_TABLE
 _WRITE_MARKER = (
     f"SELECT max(max_block_number) FROM system.parts "
-    f"WHERE database = currentDatabase() AND table = '{TABLE}' AND active"
+    f"WHERE database = currentDatabase() AND table = '{_MARKED_TABLE}' AND active"
 )
 
 
 def write_marker_sql(cluster: str | None) -> str:
-    """A number that grows with every insert into feedback, wherever it lands.
+    """A number that grows with every insert into the derived tables, wherever it lands.
 
-    On a cluster, `feedback` is a Distributed table without parts: each replica's highest block
-    number of `feedback_local` grows with its inserts (merges keep it), so their sum grows with any.
-    The cluster name is a validated identifier (letters, digits, '_', '-', '.'; see config).
+    On a cluster, `feedback_aggregates` is a Distributed table without parts: each replica's highest block
+    number of `feedback_aggregates_local` grows with its inserts (merges keep it), so their sum grows with any.
+    The cluster name goes into the SQL only after check_cluster_name (the rule config applies too).
     """
     if cluster is None:
         return _WRITE_MARKER
     return (
         "SELECT sum(highest) FROM (SELECT hostName() AS replica, max(max_block_number) AS highest "
-        f"FROM clusterAllReplicas('{cluster}', system.parts) "
-        f"WHERE database = currentDatabase() AND table = '{TABLE}_local' AND active GROUP BY replica)"
+        f"FROM clusterAllReplicas('{check_cluster_name(cluster)}', system.parts) "
+        f"WHERE database = currentDatabase() AND table = '{_MARKED_TABLE}_local' AND active GROUP BY replica)"
     )
 
 
@@ -87,6 +97,11 @@ _BUCKET_EXPRESSIONS = {
 }
 
 
+InsertRows = Callable[[Client, list[list[Any]]], None]
+# After a failed derive or insert, the store repairs; while the database refuses, it tries again this often.
+REPAIR_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
 @dataclass(frozen=True, slots=True)
 class BatchingConfig:
     """Micro-batcher bounds for writes."""
@@ -101,7 +116,9 @@ class ClickHouseFeedbackStore:
 
     Creates, updates and deletes all go through one micro-batcher with a single
     worker, so in this process every read-modify-write (idempotency checks,
-    vote replacement, updates) sees the outcome of the writes before it.
+    vote replacement, updates) sees the outcome of the writes before it. The writer
+    inserts into ``feedback`` only; the deriver (:mod:`deriver`) feeds the derived
+    tables after the callers have their answer, and reads of derived tables wait for it.
     """
 
     def __init__(
@@ -111,12 +128,28 @@ class ClickHouseFeedbackStore:
         *,
         settle_s: float = 0.0,
         cluster: str | None = None,
+        insert_rows: InsertRows | None = None,
+        derive_rows: DeriveRows | None = None,
     ) -> None:
+        """``insert_rows`` writes a flush's rows into ``feedback``, ``derive_rows`` into the derived tables
+        (tests replace them to stop a process or fail an insert at a chosen point)."""
         batching = batching or BatchingConfig()
         self._engine = engine
+        self._insert_rows = insert_rows or insert_feedback_rows
+        self._needs_repair = False  # an insert failed: its rows may be stored, and not derived
+        self._write_lock = asyncio.Lock()  # the writer's flushes, and repairs, which must not overlap them
+        self._repairing: asyncio.Task[None] | None = None
+        # Vote changes written but not derived yet (user_votes lags): key -> (flush seq, current vote or None).
+        self._pending_votes: dict[VoteKey, tuple[int, str | None]] = {}
         self._write_marker_sql = write_marker_sql(cluster)
         self._settle = timedelta(seconds=settle_s)
         self.changes = ChangeFeed()
+        self._deriver = Deriver(
+            engine,
+            on_derived=self.changes.publish,
+            on_failure=self._repair_soon,
+            derive_rows=derive_rows or insert_changes,
+        )
         self._in_flight: Counter[datetime] = Counter()
         self.batcher: MicroBatcher[Command, Outcome] = MicroBatcher(
             self._flush,
@@ -127,10 +160,40 @@ class ClickHouseFeedbackStore:
 
     def start(self) -> None:
         self.batcher.start()
+        self._deriver.start()
 
     async def close(self) -> None:
-        """Flush queued writes; the engine is closed by its owner."""
+        """Flush queued writes, derive them, record a checkpoint; the engine is closed by its owner."""
         await self.batcher.close()
+        with contextlib.suppress(TimeoutError):
+            await self._deriver.close()
+        if self._repairing is not None:
+            self._repairing.cancel()
+            await asyncio.gather(self._repairing, return_exceptions=True)
+        if not self._needs_repair and not self._deriver.failed and not self._deriver.pending:
+            now = datetime.now(UTC)
+            with contextlib.suppress(FeedbackServiceError, ClickHouseError):
+                await self._engine.run(lambda client: write_checkpoint(client, now))
+
+    async def repair_after_start(self) -> CheckReport:
+        """Complete what a crash left out of the derived tables, before any write of this process.
+
+        Checks the revisions stored since the last checkpoint (all of them on a database never
+        checked), writes the corrections, then records a new checkpoint. Call before ``start``.
+        """
+
+        def repair(client: Client) -> CheckReport:
+            started = datetime.now(UTC)
+            report = check_derived_tables(client, start_up_scope(read_checkpoint(client)), apply=True)
+            write_checkpoint(client, started)
+            return report
+
+        return await self._engine.run(repair)
+
+    async def check_derived(self, scope: CheckScope, *, apply: bool) -> CheckReport:
+        """``feedback verify`` (apply=False) and ``feedback repair`` over a project and time range."""
+        await self._derived()
+        return await self._engine.run(partial(check_derived_tables, scope=scope, apply=apply))
 
     async def create(self, items: Sequence[NewFeedback]) -> list[CreateOutcome]:
         # Only the oldest create time of a request matters to the watermark.
@@ -159,7 +222,7 @@ class ClickHouseFeedbackStore:
             raise outcome
 
     async def write_marker(self) -> int:
-        # Every insert makes a part with a new, higher block number; merges keep the highest.
+        # Every derive makes a part with a new, higher block number; merges keep the highest.
         rows = await self._engine.run(lambda client: client.query(self._write_marker_sql).result_rows)
         return int(rows[0][0])
 
@@ -180,10 +243,12 @@ class ClickHouseFeedbackStore:
     async def export_page(
         self, export_filter: ExportFilter, after: PageCursor | None, before: datetime, limit: int
     ) -> list[Feedback]:
+        await self._derived()
         sql, parameters = _export_query(export_filter, after, before, limit)
         return await self._select_feedback(sql, parameters)
 
     async def aggregate(self, query: AggregateQuery) -> list[GroupCounts]:
+        await self._derived()
         per_author = _counts_authors_per_group(query)
         sql, parameters = _aggregate_query(query, authors_from_minutes=not per_author)
         authors_sql, authors_parameters = _distinct_authors_query(query)
@@ -209,20 +274,80 @@ class ClickHouseFeedbackStore:
         result = await self._engine.run(lambda client: client.query(sql, parameters=parameters).result_rows)
         return [StoredRow(row).feedback for row in result]
 
+    async def _derived(self) -> None:
+        """Reads of derived tables see every write acknowledged before them."""
+        try:
+            await self._deriver.wait_until_derived()
+        except TimeoutError:
+            raise StoreUnavailableError("the derived tables are behind the writes; retry with backoff") from None
+
     async def _flush(self, commands: list[Command]) -> list[Outcome]:
-        outcomes, projects = await self._engine.run(partial(_apply_commands, commands=commands))
-        self.changes.publish(projects)
+        async with self._write_lock:
+            if self._needs_repair or self._deriver.failed:
+                await self._repair_pending()
+            outcomes, rows, projects, started = await self._engine.run(partial(self._write, commands=commands))
+            if rows:
+                self._deriver.submit(rows, projects, started)
         return outcomes
 
+    def _write(
+        self, client: Client, commands: list[Command]
+    ) -> tuple[list[Outcome], list[list[Any]], set[str], datetime]:
+        """One flush on the single writer: read what the commands touch, apply them, insert into feedback."""
+        seq = self._deriver.submitted_seq + 1  # this flush's, once submitted (under the write lock)
+        derived = self._deriver.derived_seq
+        pending = {key: vote for key, (at, vote) in self._pending_votes.items() if at > derived}
+        started = datetime.now(UTC)
+        plan = WritePlan(read_state(client, commands, pending_votes=pending))
+        outcomes = [plan.apply(command) for command in commands]
+        rows = revision_rows(plan.revisions)
+        if rows:
+            try:
+                self._insert_rows(client, rows)
+            except Exception:
+                # An insert that failed may still have stored its rows (e.g. the reply was lost).
+                self._needs_repair = True
+                raise
+        self._pending_votes = {key: (at, vote) for key, (at, vote) in self._pending_votes.items() if at > derived}
+        self._pending_votes.update({key: (seq, vote) for key, vote in plan.votes.items()})
+        return outcomes, rows, plan.projects, started
 
-# An insert into `feedback` also feeds four materialized views; on the embedded engine each insert
-# costs a fixed ~40 ms or more however few its rows (measured: 1 row and 1,000 rows take about the same).
-# Running the views in parallel and skipping the in-block merge (reads are correct before merges
-# anyway: FINAL, argMax) roughly halves that cost.
-_INSERT_SETTINGS = {"parallel_view_processing": 1, "optimize_on_insert": 0}
+    async def _repair_pending(self) -> None:
+        """Under the write lock: make the derived tables whole for everything written so far (the pending
+        derives included, which the repair replaces), then let the deriver go on."""
+        seq, projects = self._deriver.take_pending()
+
+        def repair(client: Client) -> CheckReport:
+            return check_derived_tables(client, start_up_scope(read_checkpoint(client)), apply=True)
+
+        report = await self._engine.run(repair)
+        self._needs_repair = False
+        _log.warning("derived_tables_repaired", repaired=report.corrections, repaired_by_table=report.by_table())
+        await self._deriver.mark_derived(seq, projects | {row[0] for t in report.tables for row in t.corrections})
+
+    def _repair_soon(self) -> None:
+        """A derive failed: repair now, without waiting for the next write (readers are waiting)."""
+        if self._repairing is None or self._repairing.done():
+            self._repairing = asyncio.create_task(self._repair_until_done(), name="derived-repair")
+
+    async def _repair_until_done(self) -> None:
+        for pause_s in (*REPAIR_RETRY_S, *(REPAIR_RETRY_S[-1],) * 1_000_000):
+            async with self._write_lock:
+                if not (self._needs_repair or self._deriver.failed):
+                    return
+                try:
+                    await self._repair_pending()
+                    return
+                except (FeedbackServiceError, ClickHouseError) as error:
+                    _log.warning("derived_repair_failed", error=str(error)[:300], retry_in_s=pause_s)
+            await asyncio.sleep(pause_s)
 
 
-def _insert(client: Client, rows: list[list[Any]]) -> None:
+# Skipping the in-block merge costs nothing to reads (they are correct before merges anyway: FINAL, argMax).
+_INSERT_SETTINGS = {"optimize_on_insert": 0}
+
+
+def insert_feedback_rows(client: Client, rows: list[list[Any]]) -> None:
     client.insert(TABLE, rows, column_names=COLUMN_NAMES, column_type_names=COLUMN_TYPES, settings=_INSERT_SETTINGS)
 
 
@@ -377,16 +502,3 @@ def _list_query(list_filter: FeedbackFilter, after: PageCursor | None, limit: in
         "ORDER BY create_time DESC, feedback_id DESC LIMIT {limit:UInt32}"
     )
     return sql, parameters
-
-
-def _apply_commands(client: Client, commands: Sequence[Command]) -> tuple[list[Outcome], set[str]]:
-    """Read what the commands touch (one query), apply them in order, insert every row at once.
-
-    Runs on the batcher's single worker, so no other write of this process can
-    slip in between the read and the insert.
-    """
-    batch = Batch(read_state(client, commands))
-    outcomes = [batch.apply(command) for command in commands]
-    if batch.rows:
-        _insert(client, batch.rows)
-    return outcomes, batch.projects

@@ -1,77 +1,32 @@
-"""One flush of the write path: read what its commands touch, apply them in order, make the rows.
+"""The SQL of one flush: read what its commands touch (one query), and turn a plan's revisions into rows.
 
 The read is one query per project: the latest revision of every id the commands name, and of every
 current end-user vote on the traces new votes are cast on (one vote per user); it used to be two or
-three queries, and each query has a fixed cost of a few milliseconds on the embedded engine.
+three queries, and each query has a fixed cost of a few milliseconds on the embedded engine. The rules
+that decide what to write are in :mod:`feedback_service.domain.write_plan`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from feedback_service.domain.errors import FeedbackServiceError, NotFoundError
-from feedback_service.domain.model import Feedback, Source
-from feedback_service.domain.ports import Change, CreateOutcome, CreateStatus, NewFeedback
+from feedback_service.domain.write_plan import (
+    Command,
+    Create,
+    Revision,
+    State,
+    StoredState,
+    VoteKey,
+    is_vote,
+    vote_key,
+)
 from feedback_service.store.query_params import StringArray
 from feedback_service.store.rows import SELECT_LIST, TABLE, StoredRow, to_row
-
-FeedbackKey = tuple[str, str]  # project, feedback_id
-VoteKey = tuple[str, str, str, str]  # project, trace_id, key, author
-
-
-@dataclass(frozen=True, slots=True)
-class Create:
-    new: NewFeedback
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    project: str
-    feedback_id: str
-    change: Change
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    project: str
-    feedback_id: str
-    now: datetime
-    actor: str = ""
-
-
-Command = Create | Update | Delete
-Outcome = CreateOutcome | Feedback | None | FeedbackServiceError
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    feedback: Feedback
-    fingerprint: str
-    deleted: bool
-
-
-@dataclass(slots=True)
-class StoredState:
-    """What one read found: the latest revision per id, and the current vote per vote key."""
-
-    states: dict[FeedbackKey, State]
-    votes: dict[VoteKey, str]
-
-
-def is_vote(feedback: Feedback) -> bool:
-    return feedback.source is Source.USER and bool(feedback.author)
-
-
-def vote_key(feedback: Feedback) -> VoteKey:
-    return (feedback.project, feedback.trace_id, feedback.key, feedback.author)
-
 
 # Latest revision per id, tombstones included, straight from the primary key: correct before
 # merges without FINAL. The vote part adds the current votes on some traces (user_votes' key).
@@ -96,8 +51,8 @@ def read_latest(client: Client, project: str, ids: Sequence[str]) -> list[Stored
     return [StoredRow(raw) for raw in rows.result_rows]
 
 
-def read_state(client: Client, commands: Sequence[Command]) -> StoredState:
-    """The stored state the commands touch (one query per project, usually one in all)."""
+def _wanted(commands: Sequence[Command]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per project: the ids the commands name, and the traces new votes are cast on."""
     ids: dict[str, set[str]] = defaultdict(set)
     traces: dict[str, set[str]] = defaultdict(set)
     for command in commands:
@@ -109,7 +64,23 @@ def read_state(client: Client, commands: Sequence[Command]) -> StoredState:
                 traces[feedback.project].add(feedback.trace_id)
         else:
             ids[command.project].add(command.feedback_id)
-    found = StoredState({}, {})
+    return ids, traces
+
+
+def read_state(
+    client: Client, commands: Sequence[Command], *, pending_votes: Mapping[VoteKey, str | None] | None = None
+) -> StoredState:
+    """The stored state the commands touch (one query per project, usually one in all).
+
+    ``pending_votes``: vote changes this process wrote that user_votes does not show yet (the deriver
+    feeds it after the callers have their answer); they override what user_votes says.
+    """
+    ids, traces = _wanted(commands)
+    overriding = {key: vote for key, vote in (pending_votes or {}).items() if key[1] in traces.get(key[0], ())}
+    for (project, _trace, _key, _author), vote in overriding.items():
+        if vote is not None:
+            ids[project].add(vote)
+    found = StoredState()
     vote_created: dict[VoteKey, datetime] = {}
     for project in ids.keys() | traces.keys():
         project_ids, project_traces = ids.get(project, set()), traces.get(project, set())
@@ -131,85 +102,13 @@ def read_state(client: Client, commands: Sequence[Command]) -> StoredState:
             if key not in vote_created or feedback.create_time > vote_created[key]:
                 vote_created[key] = feedback.create_time
                 found.votes[key] = feedback.feedback_id
+    for key, vote in overriding.items():
+        if vote is None:
+            found.votes.pop(key, None)
+        else:
+            found.votes[key] = vote
     return found
 
 
-class Batch:
-    """Applies commands in order on the stored state and its own earlier writes."""
-
-    def __init__(self, stored: StoredState) -> None:
-        self._stored = stored
-        self.states: dict[FeedbackKey, State] = {}  # what this batch writes: the final state per key
-        self.votes: dict[VoteKey, str | None] = {}  # vote keys this batch changes: the vote after it
-        self.rows: list[list[Any]] = []
-        self.projects: set[str] = set()
-
-    def apply(self, command: Command) -> Outcome:
-        if isinstance(command, Create):
-            return self._create(command.new)
-        if isinstance(command, Update):
-            return self._update(command)
-        return self._delete(command.project, command.feedback_id, command.now, command.actor)
-
-    def _state(self, key: FeedbackKey) -> State | None:
-        state = self.states.get(key)
-        return self._stored.states.get(key) if state is None else state
-
-    def _vote(self, key: VoteKey) -> str | None:
-        return self.votes[key] if key in self.votes else self._stored.votes.get(key)
-
-    def _current(self, project: str, feedback_id: str) -> State:
-        state = self._state((project, feedback_id))
-        if state is None or state.deleted:
-            raise NotFoundError(f"feedback {feedback_id!r} not found in project {project!r}")
-        return state
-
-    def _create(self, new: NewFeedback) -> CreateOutcome:
-        feedback = new.feedback
-        key = (feedback.project, feedback.feedback_id)
-        prior = self._state(key) if new.check_existing else None
-        if prior is not None:
-            if prior.deleted:
-                return CreateOutcome(CreateStatus.DELETED, prior.feedback)
-            status = CreateStatus.EXISTING if prior.fingerprint == new.fingerprint else CreateStatus.CONFLICT
-            return CreateOutcome(status, prior.feedback)
-        if is_vote(feedback):
-            ballot = vote_key(feedback)
-            replaced = self._vote(ballot)
-            if replaced is not None:
-                assert feedback.create_time is not None
-                self._delete(feedback.project, replaced, feedback.create_time, feedback.created_by)
-            self.votes[ballot] = feedback.feedback_id
-        self.rows.append(to_row(feedback, fingerprint=new.fingerprint))
-        self.states[key] = State(feedback, new.fingerprint, deleted=False)
-        self.projects.add(feedback.project)
-        return CreateOutcome(CreateStatus.CREATED, feedback)
-
-    def _update(self, command: Update) -> Feedback | FeedbackServiceError:
-        try:
-            current = self._current(command.project, command.feedback_id)
-            updated = command.change(current.feedback)
-        except FeedbackServiceError as error:
-            return error
-        self.rows.append(to_row(updated, fingerprint=current.fingerprint, prev=current.feedback))
-        self.states[(command.project, command.feedback_id)] = State(updated, current.fingerprint, deleted=False)
-        self.projects.add(command.project)
-        return updated
-
-    def _delete(self, project: str, feedback_id: str, now: datetime, actor: str) -> NotFoundError | None:
-        try:
-            current = self._current(project, feedback_id)
-        except NotFoundError as error:
-            return error
-        tombstone = dataclasses.replace(
-            current.feedback, update_time=now, revision=current.feedback.revision + 1, updated_by=actor
-        )
-        self.rows.append(to_row(tombstone, fingerprint=current.fingerprint, deleted=True, prev=current.feedback))
-        self.states[(project, feedback_id)] = State(tombstone, current.fingerprint, deleted=True)
-        if is_vote(current.feedback):
-            # A live vote is its key's current vote (unless racing replicas made a newer one).
-            ballot = vote_key(current.feedback)
-            if self._vote(ballot) in (feedback_id, None):
-                self.votes[ballot] = None
-        self.projects.add(project)
-        return None
+def revision_rows(revisions: Sequence[Revision]) -> list[list[Any]]:
+    return [to_row(r.feedback, fingerprint=r.fingerprint, deleted=r.deleted, prev=r.replaces) for r in revisions]

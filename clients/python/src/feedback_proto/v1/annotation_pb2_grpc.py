@@ -36,7 +36,8 @@ class AnnotationServiceStub:
     that reviewer; SkipItem passes it on. An item is done when as many
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
-    ListQueues, GetQueueStats and GetAgreement, which need read.
+    ListQueues, GetQueueStats and GetAgreement, which need the read or the
+    annotate scope (reviewers read them too).
     """
 
     def __init__(self, channel):
@@ -97,7 +98,8 @@ class AnnotationServiceServicer:
     that reviewer; SkipItem passes it on. An item is done when as many
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
-    ListQueues, GetQueueStats and GetAgreement, which need read.
+    ListQueues, GetQueueStats and GetAgreement, which need the read or the
+    annotate scope (reviewers read them too).
     """
 
     def CreateQueue(self, request, context):
@@ -117,7 +119,8 @@ class AnnotationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListQueues(self, request, context):
-        """The queues of a project, newest first.
+        """The queues of a project, newest first. Needs the read or the annotate
+        scope.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -125,6 +128,7 @@ class AnnotationServiceServicer:
 
     def GetQueueStats(self, request, context):
         """How far a queue is: items pending, in progress and done, per reviewer.
+        Needs the read or the annotate scope.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,7 +164,7 @@ class AnnotationServiceServicer:
     def GetAgreement(self, request, context):
         """Agreement between reviewers, per key: Cohen's kappa for two reviewers,
         Krippendorff's alpha for more (nominal for thumbs and labels, interval
-        for scores).
+        for scores). Needs the read or the annotate scope.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,7 +231,8 @@ class AnnotationService:
     that reviewer; SkipItem passes it on. An item is done when as many
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
-    ListQueues, GetQueueStats and GetAgreement, which need read.
+    ListQueues, GetQueueStats and GetAgreement, which need the read or the
+    annotate scope (reviewers read them too).
     """
 
     @staticmethod

@@ -37,7 +37,8 @@ class AnnotationServiceStub:
     that reviewer; SkipItem passes it on. An item is done when as many
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
-    ListQueues, GetQueueStats and GetAgreement, which need read.
+    ListQueues, GetQueueStats and GetAgreement, which need the read or the
+    annotate scope (reviewers read them too).
     """
 
     @_typing.overload
@@ -52,9 +53,13 @@ class AnnotationServiceStub:
     span already in the queue is not added twice.
     """
     ListQueues: _grpc.UnaryUnaryMultiCallable[_annotation_pb2.ListQueuesRequest, _annotation_pb2.ListQueuesResponse]
-    """The queues of a project, newest first."""
+    """The queues of a project, newest first. Needs the read or the annotate
+    scope.
+    """
     GetQueueStats: _grpc.UnaryUnaryMultiCallable[_annotation_pb2.GetQueueStatsRequest, _annotation_pb2.GetQueueStatsResponse]
-    """How far a queue is: items pending, in progress and done, per reviewer."""
+    """How far a queue is: items pending, in progress and done, per reviewer.
+    Needs the read or the annotate scope.
+    """
     ClaimNextItem: _grpc.UnaryUnaryMultiCallable[_annotation_pb2.ClaimNextItemRequest, _annotation_pb2.ClaimNextItemResponse]
     """Hands the reviewer the next item with a lease. Concurrent reviewers
     never hold the same item beyond the queue's reviewers_per_item, and a
@@ -73,7 +78,7 @@ class AnnotationServiceStub:
     GetAgreement: _grpc.UnaryUnaryMultiCallable[_annotation_pb2.GetAgreementRequest, _annotation_pb2.GetAgreementResponse]
     """Agreement between reviewers, per key: Cohen's kappa for two reviewers,
     Krippendorff's alpha for more (nominal for thumbs and labels, interval
-    for scores).
+    for scores). Needs the read or the annotate scope.
     """
 
 @_typing.type_check_only
@@ -87,7 +92,8 @@ class AnnotationServiceAsyncStub(AnnotationServiceStub):
     that reviewer; SkipItem passes it on. An item is done when as many
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
-    ListQueues, GetQueueStats and GetAgreement, which need read.
+    ListQueues, GetQueueStats and GetAgreement, which need the read or the
+    annotate scope (reviewers read them too).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -99,9 +105,13 @@ class AnnotationServiceAsyncStub(AnnotationServiceStub):
     span already in the queue is not added twice.
     """
     ListQueues: _aio.UnaryUnaryMultiCallable[_annotation_pb2.ListQueuesRequest, _annotation_pb2.ListQueuesResponse]  # type: ignore[assignment]
-    """The queues of a project, newest first."""
+    """The queues of a project, newest first. Needs the read or the annotate
+    scope.
+    """
     GetQueueStats: _aio.UnaryUnaryMultiCallable[_annotation_pb2.GetQueueStatsRequest, _annotation_pb2.GetQueueStatsResponse]  # type: ignore[assignment]
-    """How far a queue is: items pending, in progress and done, per reviewer."""
+    """How far a queue is: items pending, in progress and done, per reviewer.
+    Needs the read or the annotate scope.
+    """
     ClaimNextItem: _aio.UnaryUnaryMultiCallable[_annotation_pb2.ClaimNextItemRequest, _annotation_pb2.ClaimNextItemResponse]  # type: ignore[assignment]
     """Hands the reviewer the next item with a lease. Concurrent reviewers
     never hold the same item beyond the queue's reviewers_per_item, and a
@@ -120,7 +130,7 @@ class AnnotationServiceAsyncStub(AnnotationServiceStub):
     GetAgreement: _aio.UnaryUnaryMultiCallable[_annotation_pb2.GetAgreementRequest, _annotation_pb2.GetAgreementResponse]  # type: ignore[assignment]
     """Agreement between reviewers, per key: Cohen's kappa for two reviewers,
     Krippendorff's alpha for more (nominal for thumbs and labels, interval
-    for scores).
+    for scores). Needs the read or the annotate scope.
     """
 
 class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -133,7 +143,8 @@ class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
     that reviewer; SkipItem passes it on. An item is done when as many
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
-    ListQueues, GetQueueStats and GetAgreement, which need read.
+    ListQueues, GetQueueStats and GetAgreement, which need the read or the
+    annotate scope (reviewers read them too).
     """
 
     @_abc_1.abstractmethod
@@ -161,7 +172,9 @@ class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _annotation_pb2.ListQueuesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_annotation_pb2.ListQueuesResponse, _abc.Awaitable[_annotation_pb2.ListQueuesResponse]]:
-        """The queues of a project, newest first."""
+        """The queues of a project, newest first. Needs the read or the annotate
+        scope.
+        """
 
     @_abc_1.abstractmethod
     def GetQueueStats(
@@ -169,7 +182,9 @@ class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _annotation_pb2.GetQueueStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_annotation_pb2.GetQueueStatsResponse, _abc.Awaitable[_annotation_pb2.GetQueueStatsResponse]]:
-        """How far a queue is: items pending, in progress and done, per reviewer."""
+        """How far a queue is: items pending, in progress and done, per reviewer.
+        Needs the read or the annotate scope.
+        """
 
     @_abc_1.abstractmethod
     def ClaimNextItem(
@@ -212,7 +227,7 @@ class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_annotation_pb2.GetAgreementResponse, _abc.Awaitable[_annotation_pb2.GetAgreementResponse]]:
         """Agreement between reviewers, per key: Cohen's kappa for two reviewers,
         Krippendorff's alpha for more (nominal for thumbs and labels, interval
-        for scores).
+        for scores). Needs the read or the annotate scope.
         """
 
 def add_AnnotationServiceServicer_to_server(servicer: AnnotationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,13 +26,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x65\x65\x64\x62\x61\x63k/v1/api_keys.proto\x12\x0b\x66\x65\x65\x64\x62\x61\x63k.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\"\n\x06scopes\x18\x04 \x03(\x0e\x32\x12.feedback.v1.Scope\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x13\x43reateApiKeyRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x06scopes\x18\x03 \x03(\x0e\x32\x12.feedback.v1.Scope\"I\n\x14\x43reateApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.feedback.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"%\n\x12ListApiKeysRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\"<\n\x13ListApiKeysResponse\x12%\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x13.feedback.v1.ApiKey\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"<\n\x14RevokeApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.feedback.v1.ApiKey*e\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCOPE_INGEST\x10\x01\x12\x12\n\x0eSCOPE_ANNOTATE\x10\x02\x12\x0e\n\nSCOPE_READ\x10\x03\x12\x0f\n\x0bSCOPE_ADMIN\x10\x04\x32\x8b\x02\n\rApiKeyService\x12S\n\x0c\x43reateApiKey\x12 .feedback.v1.CreateApiKeyRequest\x1a!.feedback.v1.CreateApiKeyResponse\x12P\n\x0bListApiKeys\x12\x1f.feedback.v1.ListApiKeysRequest\x1a .feedback.v1.ListApiKeysResponse\x12S\n\x0cRevokeApiKey\x12 .feedback.v1.RevokeApiKeyRequest\x1a!.feedback.v1.RevokeApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x65\x65\x64\x62\x61\x63k/v1/api_keys.proto\x12\x0b\x66\x65\x65\x64\x62\x61\x63k.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\"\n\x06scopes\x18\x04 \x03(\x0e\x32\x12.feedback.v1.Scope\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x13\x43reateApiKeyRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\"\n\x06scopes\x18\x03 \x03(\x0e\x32\x12.feedback.v1.Scope\"I\n\x14\x43reateApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.feedback.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"%\n\x12ListApiKeysRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\"<\n\x13ListApiKeysResponse\x12%\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x13.feedback.v1.ApiKey\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"<\n\x14RevokeApiKeyResponse\x12$\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x13.feedback.v1.ApiKey*e\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCOPE_INGEST\x10\x01\x12\x12\n\x0eSCOPE_ANNOTATE\x10\x02\x12\x0e\n\nSCOPE_READ\x10\x03\x12\x0f\n\x0bSCOPE_ADMIN\x10\x04\x32\x90\x02\n\rApiKeyService\x12S\n\x0c\x43reateApiKey\x12 .feedback.v1.CreateApiKeyRequest\x1a!.feedback.v1.CreateApiKeyResponse\x12U\n\x0bListApiKeys\x12\x1f.feedback.v1.ListApiKeysRequest\x1a .feedback.v1.ListApiKeysResponse\"\x03\x90\x02\x01\x12S\n\x0cRevokeApiKey\x12 .feedback.v1.RevokeApiKeyRequest\x1a!.feedback.v1.RevokeApiKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'feedback.v1.api_keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
+  _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\220\002\001'
   _globals['_SCOPE']._serialized_start=635
   _globals['_SCOPE']._serialized_end=736
   _globals['_APIKEY']._serialized_start=77
@@ -50,5 +52,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=573
   _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=633
   _globals['_APIKEYSERVICE']._serialized_start=739
-  _globals['_APIKEYSERVICE']._serialized_end=1006
+  _globals['_APIKEYSERVICE']._serialized_end=1011
 # @@protoc_insertion_point(module_scope)

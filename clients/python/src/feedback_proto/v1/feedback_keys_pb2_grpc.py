@@ -33,8 +33,9 @@ class FeedbackKeyServiceStub:
     (CreateFeedback, BatchCreateFeedback, UpdateFeedback, SubmitAnnotation):
     a value that breaks the schema is INVALID_ARGUMENT naming the violated
     constraint. Keys without a schema stay free-form, so product apps need no
-    set-up. Reading keys needs the read scope; creating, updating and archiving
-    them the annotate scope.
+    set-up. Reading keys (GetFeedbackKey, ListFeedbackKeys) needs the read or
+    the annotate scope; creating, updating and archiving them the annotate
+    scope.
     """
 
     def __init__(self, channel):
@@ -77,8 +78,9 @@ class FeedbackKeyServiceServicer:
     (CreateFeedback, BatchCreateFeedback, UpdateFeedback, SubmitAnnotation):
     a value that breaks the schema is INVALID_ARGUMENT naming the violated
     constraint. Keys without a schema stay free-form, so product apps need no
-    set-up. Reading keys needs the read scope; creating, updating and archiving
-    them the annotate scope.
+    set-up. Reading keys (GetFeedbackKey, ListFeedbackKeys) needs the read or
+    the annotate scope; creating, updating and archiving them the annotate
+    scope.
     """
 
     def CreateFeedbackKey(self, request, context):
@@ -90,7 +92,7 @@ class FeedbackKeyServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetFeedbackKey(self, request, context):
-        """One key by name, archived or not.
+        """One key by name, archived or not. Needs the read or the annotate scope.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,6 +100,7 @@ class FeedbackKeyServiceServicer:
 
     def ListFeedbackKeys(self, request, context):
         """The keys of a project, by name; archived ones only when asked for.
+        Needs the read or the annotate scope.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -162,8 +165,9 @@ class FeedbackKeyService:
     (CreateFeedback, BatchCreateFeedback, UpdateFeedback, SubmitAnnotation):
     a value that breaks the schema is INVALID_ARGUMENT naming the violated
     constraint. Keys without a schema stay free-form, so product apps need no
-    set-up. Reading keys needs the read scope; creating, updating and archiving
-    them the annotate scope.
+    set-up. Reading keys (GetFeedbackKey, ListFeedbackKeys) needs the read or
+    the annotate scope; creating, updating and archiving them the annotate
+    scope.
     """
 
     @staticmethod

@@ -34,8 +34,9 @@ class FeedbackKeyServiceStub:
     (CreateFeedback, BatchCreateFeedback, UpdateFeedback, SubmitAnnotation):
     a value that breaks the schema is INVALID_ARGUMENT naming the violated
     constraint. Keys without a schema stay free-form, so product apps need no
-    set-up. Reading keys needs the read scope; creating, updating and archiving
-    them the annotate scope.
+    set-up. Reading keys (GetFeedbackKey, ListFeedbackKeys) needs the read or
+    the annotate scope; creating, updating and archiving them the annotate
+    scope.
     """
 
     @_typing.overload
@@ -47,9 +48,11 @@ class FeedbackKeyServiceStub:
     (archived keys included).
     """
     GetFeedbackKey: _grpc.UnaryUnaryMultiCallable[_feedback_keys_pb2.GetFeedbackKeyRequest, _feedback_keys_pb2.GetFeedbackKeyResponse]
-    """One key by name, archived or not."""
+    """One key by name, archived or not. Needs the read or the annotate scope."""
     ListFeedbackKeys: _grpc.UnaryUnaryMultiCallable[_feedback_keys_pb2.ListFeedbackKeysRequest, _feedback_keys_pb2.ListFeedbackKeysResponse]
-    """The keys of a project, by name; archived ones only when asked for."""
+    """The keys of a project, by name; archived ones only when asked for.
+    Needs the read or the annotate scope.
+    """
     UpdateFeedbackKey: _grpc.UnaryUnaryMultiCallable[_feedback_keys_pb2.UpdateFeedbackKeyRequest, _feedback_keys_pb2.UpdateFeedbackKeyResponse]
     """Changes a key's description, direction, score range or labels. The kind
     cannot change. Existing feedback is not re-validated.
@@ -67,8 +70,9 @@ class FeedbackKeyServiceAsyncStub(FeedbackKeyServiceStub):
     (CreateFeedback, BatchCreateFeedback, UpdateFeedback, SubmitAnnotation):
     a value that breaks the schema is INVALID_ARGUMENT naming the violated
     constraint. Keys without a schema stay free-form, so product apps need no
-    set-up. Reading keys needs the read scope; creating, updating and archiving
-    them the annotate scope.
+    set-up. Reading keys (GetFeedbackKey, ListFeedbackKeys) needs the read or
+    the annotate scope; creating, updating and archiving them the annotate
+    scope.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -77,9 +81,11 @@ class FeedbackKeyServiceAsyncStub(FeedbackKeyServiceStub):
     (archived keys included).
     """
     GetFeedbackKey: _aio.UnaryUnaryMultiCallable[_feedback_keys_pb2.GetFeedbackKeyRequest, _feedback_keys_pb2.GetFeedbackKeyResponse]  # type: ignore[assignment]
-    """One key by name, archived or not."""
+    """One key by name, archived or not. Needs the read or the annotate scope."""
     ListFeedbackKeys: _aio.UnaryUnaryMultiCallable[_feedback_keys_pb2.ListFeedbackKeysRequest, _feedback_keys_pb2.ListFeedbackKeysResponse]  # type: ignore[assignment]
-    """The keys of a project, by name; archived ones only when asked for."""
+    """The keys of a project, by name; archived ones only when asked for.
+    Needs the read or the annotate scope.
+    """
     UpdateFeedbackKey: _aio.UnaryUnaryMultiCallable[_feedback_keys_pb2.UpdateFeedbackKeyRequest, _feedback_keys_pb2.UpdateFeedbackKeyResponse]  # type: ignore[assignment]
     """Changes a key's description, direction, score range or labels. The kind
     cannot change. Existing feedback is not re-validated.
@@ -96,8 +102,9 @@ class FeedbackKeyServiceServicer(metaclass=_abc_1.ABCMeta):
     (CreateFeedback, BatchCreateFeedback, UpdateFeedback, SubmitAnnotation):
     a value that breaks the schema is INVALID_ARGUMENT naming the violated
     constraint. Keys without a schema stay free-form, so product apps need no
-    set-up. Reading keys needs the read scope; creating, updating and archiving
-    them the annotate scope.
+    set-up. Reading keys (GetFeedbackKey, ListFeedbackKeys) needs the read or
+    the annotate scope; creating, updating and archiving them the annotate
+    scope.
     """
 
     @_abc_1.abstractmethod
@@ -116,7 +123,7 @@ class FeedbackKeyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _feedback_keys_pb2.GetFeedbackKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_feedback_keys_pb2.GetFeedbackKeyResponse, _abc.Awaitable[_feedback_keys_pb2.GetFeedbackKeyResponse]]:
-        """One key by name, archived or not."""
+        """One key by name, archived or not. Needs the read or the annotate scope."""
 
     @_abc_1.abstractmethod
     def ListFeedbackKeys(
@@ -124,7 +131,9 @@ class FeedbackKeyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _feedback_keys_pb2.ListFeedbackKeysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_feedback_keys_pb2.ListFeedbackKeysResponse, _abc.Awaitable[_feedback_keys_pb2.ListFeedbackKeysResponse]]:
-        """The keys of a project, by name; archived ones only when asked for."""
+        """The keys of a project, by name; archived ones only when asked for.
+        Needs the read or the annotate scope.
+        """
 
     @_abc_1.abstractmethod
     def UpdateFeedbackKey(

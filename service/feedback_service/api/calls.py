@@ -1,0 +1,253 @@
+"""One call of any RPC, whatever its transport: the steps every call goes through, and what servicers get.
+
+A transport (``grpc_transport`` for gRPC, ``connect_transport`` for Connect and gRPC-Web) starts a
+:class:`CallRun` per call with the request's metadata, then:
+
+1. ``admit``: refuses undecodable and oversized requests, sets the call deadline for the layers below,
+   authenticates the credential, refuses API keys sent by pages of another origin, checks the RPC's
+   scopes and charges the rate limit; it returns the :class:`CallContext` the servicer gets;
+2. ``failed``: turns whatever the servicer (or a step above) raised into the ``google.rpc.Status`` the
+   caller gets, logging and tracing an unexpected error as INTERNAL;
+3. ``finish``: the call's one log line, then its metrics and the end of its span.
+
+The transport only puts the request and the status on its wire. Servicers take a :class:`CallContext`
+and never see either transport.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import structlog
+
+from feedback_service.api.auth import authorize, bearer_of
+from feedback_service.api.errors import INTERNAL_STATUS, grpc_code, status_proto
+from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL, Principal
+from feedback_service.domain.call_context import call_deadline
+from feedback_service.domain.errors import (
+    FeedbackServiceError,
+    FieldViolation,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    RateLimitedError,
+)
+
+if TYPE_CHECKING:
+    from google.rpc import status_pb2
+    from opentelemetry.trace import Span
+
+    from feedback_client.tokens import TokenClaims
+    from feedback_service.domain.api_keys import Authenticator
+    from feedback_service.domain.rate_limit import RateLimiter
+    from feedback_service.observability.metrics import ServerMetrics
+    from feedback_service.observability.otel import Tracing
+
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "CallContext",
+    "CallPolicy",
+    "CallRun",
+    "Metadata",
+    "Transport",
+    "Undecodable",
+]
+
+_log = structlog.get_logger("feedback_service.rpc")
+
+# Request metadata as both transports have it: gRPC metadata, or HTTP headers with lower-case names.
+Metadata = Sequence[tuple[str, Any]]
+
+# Our own bound on a decoded request, below the transports' (64 MiB on either port, which answers
+# RESOURCE_EXHAUSTED), so that a large request gets a field violation that says what to do.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
+class Transport(enum.Enum):
+    """The wire a call came over; in its log line as ``transport``."""
+
+    GRPC = "grpc"
+    CONNECT = "connect"
+    GRPC_WEB = "grpc-web"
+
+
+class Undecodable:
+    """Stands in for a request whose bytes are not a valid message (bad wire format, bad JSON, bad UTF-8).
+
+    Transports decode leniently and hand this over, so that every transport answers INVALID_ARGUMENT
+    with the same field violation (gRPC itself would answer UNKNOWN).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, Undecodable):
+        raise InvalidArgumentError([FieldViolation("request", f"is not a valid message: {request.reason}")])
+    size = request.ByteSize()
+    if size > MAX_REQUEST_BYTES:
+        raise InvalidArgumentError(
+            [FieldViolation("request", f"is {size} bytes, more than {MAX_REQUEST_BYTES}: split the batch")]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a servicer knows of the call it serves, whatever the transport."""
+
+    method: str  # "/feedback.v1.FeedbackService/CreateFeedback"
+    principal: Principal
+    transport: Transport
+
+    def project(self, requested: str) -> str:
+        """The project the call acts on: the credential's, checked against the one the request names
+        (empty: the credential's). The one way servicers resolve a project."""
+        return self.principal.project_for(requested)
+
+    @property
+    def actor(self) -> str:
+        """The key id recorded as the writer (``created_by``, ``updated_by``)."""
+        return self.principal.key_id
+
+    @property
+    def token(self) -> TokenClaims | None:
+        """The end-user feedback token the call came with, if any."""
+        return self.principal.token
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """What every call of one server shares, whatever its transport."""
+
+    authenticator: Authenticator | None  # None: --insecure-no-auth
+    limiter: RateLimiter
+    metrics: ServerMetrics | None = None  # None: no metrics endpoint
+    tracing: Tracing | None = None  # None: tracing off
+
+    def begin(self, method: str, transport: Transport, metadata: Metadata, request: Any = None) -> CallRun:
+        """Start timing (and tracing) one call; ``request`` when it is already decoded."""
+        return CallRun(self, method, transport, metadata, request)
+
+
+def _rate_key(principal: Principal) -> str:
+    # Token holders are end users: each gets a budget of their own, not one shared by the token secret.
+    token = principal.token
+    return principal.key_id if token is None else f"token:{token.project}:{token.user}"
+
+
+def _cost(method: str, request: Any) -> int:
+    """Batches spend one unit per item, so a limit bounds events, not calls."""
+    if method.endswith("/BatchCreateFeedback"):
+        return max(1, len(request.feedback))
+    return 1
+
+
+class CallRun:
+    """One call, from its start to its log line: see the module docstring for the steps."""
+
+    __slots__ = (
+        "_authenticator",
+        "_described",
+        "_limiter",
+        "_metadata",
+        "_metrics",
+        "_span",
+        "_streaming",
+        "_tracing",
+        "code",
+        "key_id",
+        "method",
+        "started",
+        "transport",
+    )
+
+    def __init__(self, policy: CallPolicy, method: str, transport: Transport, metadata: Metadata, request: Any) -> None:
+        self.method = method
+        self.transport = transport
+        self.started = time.perf_counter()
+        self.code = grpc.StatusCode.OK
+        self.key_id = ""
+        self._metadata = metadata
+        self._authenticator = policy.authenticator
+        self._limiter = policy.limiter
+        self._metrics = None if policy.metrics is None else policy.metrics.rpc(method)
+        self._tracing = policy.tracing
+        self._span: Span | None = None
+        self._described = request is not None
+        if self._tracing is not None:
+            system = "connect_rpc" if transport is Transport.CONNECT else "grpc"
+            self._span = self._tracing.start_rpc(method, metadata, request, system=system)
+        self._streaming = False
+
+    async def admit(self, request: Any, *, deadline: float | None, cross_origin: bool = False) -> CallContext:
+        """Refuse undecodable requests, then authenticate and authorize the caller.
+
+        ``deadline``: the call's, on the monotonic clock (None: none). ``cross_origin``: the call comes
+        from a browser page of another origin (its ``Origin`` is not the service's own), where an API
+        key has no business: keys are backend secrets, pages carry end-user feedback tokens.
+        """
+        call_deadline.set(deadline)
+        _check_decoded(request)
+        if not self._described and self._span is not None and self._tracing is not None:
+            self._tracing.describe_request(self._span, request)
+        if self._authenticator is None:  # --insecure-no-auth
+            return CallContext(self.method, UNAUTHENTICATED_LOCAL, self.transport)
+        principal = await self._authenticator.authenticate(bearer_of(self._metadata, request))
+        self.key_id = principal.key_id
+        if cross_origin and principal.token is None:
+            raise PermissionDeniedError(
+                "API keys are backend secrets and are refused from pages of other origins: "
+                "send an end-user feedback token (see MintFeedbackToken)"
+            )
+        authorize(principal, self.method)
+        try:
+            self._limiter.charge(_rate_key(principal), _cost(self.method, request))
+        except RateLimitedError:
+            if self._metrics is not None:
+                self._metrics.rate_limited()
+            raise
+        return CallContext(self.method, principal, self.transport)
+
+    def failed(self, error: BaseException) -> status_pb2.Status:
+        """The status the caller gets for ``error``, recorded as the call's code. Domain errors map to
+        their code (api/errors.py); anything else is a bug: logged, traced, and INTERNAL to the caller."""
+        if isinstance(error, FeedbackServiceError):
+            self.code = grpc_code(error)
+            return status_proto(error)
+        self.code = grpc.StatusCode.INTERNAL
+        _log.exception("rpc_failed", method=self.method, exc_info=error)
+        if self._span is not None:
+            self._span.record_exception(error)
+        return INTERNAL_STATUS
+
+    def ended_with(self, code: grpc.StatusCode) -> None:
+        """A code the transport decided: the client went away, the deadline passed, the body was too big."""
+        self.code = code
+
+    def stream_opened(self) -> None:
+        if self._metrics is not None:
+            self._metrics.stream_opened()
+            self._streaming = True
+
+    def finish(self) -> None:
+        """The call's one log line (with trace ids when tracing), then its metrics and the end of its span."""
+        duration_s = time.perf_counter() - self.started
+        _log.info(
+            "rpc",
+            method=self.method,
+            code=self.code.name,
+            duration_ms=round(duration_s * 1000, 3),
+            key_id=self.key_id,
+            transport=self.transport.value,
+        )
+        if self._metrics is not None:
+            if self._streaming:
+                self._metrics.stream_closed()
+            self._metrics.finished(self.code, duration_s)
+        if self._span is not None and self._tracing is not None:
+            self._tracing.end_rpc(self._span, self.code)
