@@ -197,8 +197,8 @@ def _load_sql(
     window_us = int(window_s) * 1_000_000
     select = ", ".join(name if expressions[name] == name else f"{expressions[name]} AS {name}" for name in column_names)
     create_time = (
-        f"fromUnixTimestamp64Micro(toInt64({window_end_us - window_us} + intDiv((number - {start}) * {window_us}, "
-        f"{count}) + cityHash64(number, 10) % 1000000), 'UTC')"
+        f"fromUnixTimestamp64Micro(toInt64({window_end_us - window_us} + intDiv(toUInt128(number - {start}) * "
+        f"{window_us}, {count}) + cityHash64(number, 10) % 1000000), 'UTC')"
     )
     source = f"{_SOURCE_COLUMNS}, {create_time} AS t FROM numbers({start}, {count})"
     # Only integers computed here and constant fragments reach the SQL.
@@ -738,6 +738,22 @@ def _git_revision(directory: Path) -> str:
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
+def migrated_data_dir(stack: contextlib.ExitStack, parent: Path | None, *, prefix: str) -> Path:
+    """``data`` in ``parent`` (an empty one) or in a temporary directory that ``stack`` removes, migrated."""
+    if parent is None:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    else:
+        work = parent
+        work.mkdir(parents=True, exist_ok=True)
+    data_dir = work / "data"
+    if data_dir.exists():
+        raise SystemExit(f"{data_dir} exists: give an empty --data-dir")
+    migrated = run_cli(["migrate", "--data-dir", str(data_dir)], cwd=work)
+    if migrated.returncode != 0:
+        raise RuntimeError(f"migrate failed:\n{migrated.stderr}")
+    return data_dir
+
+
 def _rows_label(rows: int) -> str:
     if rows % 1_000_000 == 0:
         return f"{rows // 1_000_000}M"
@@ -874,17 +890,7 @@ async def run(options: Options) -> int:
     print(f"sizes: {', '.join(f'{rows:,}' for rows in options.sizes)} stored feedback rows", flush=True)
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
-        if options.data_dir is None:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="feedback-bench-")))
-        else:
-            work = options.data_dir
-            work.mkdir(parents=True, exist_ok=True)
-        data_dir = work / "data"
-        if data_dir.exists():
-            raise SystemExit(f"{data_dir} exists: give an empty --data-dir")
-        migrated = run_cli(["migrate", "--data-dir", str(data_dir)], cwd=work)
-        if migrated.returncode != 0:
-            raise RuntimeError(f"migrate failed:\n{migrated.stderr}")
+        data_dir = migrated_data_dir(stack, options.data_dir, prefix="feedback-bench-")
         # Every load spreads its rows over the same 7 days, ending 2 minutes before the run.
         window_end_us = int((time.time() - 120) * 1_000_000)
         results: list[SizeResult] = []

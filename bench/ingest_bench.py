@@ -376,7 +376,46 @@ def run_all(options: Options, work: Path) -> Results:
     sdk = on_service(
         options, work, "sdk", name="2. SDK FeedbackClient.log + flush", mode="sdk", project="ingest-s2-sdk"
     )
-    return Results(l1_single, l1_batch, l2, single, batch, sdk, measure_http(options, work))
+    sequential = on_service(
+        options,
+        work,
+        "sequential",
+        name="3. CreateFeedback, one caller, sequential",
+        mode="single",
+        project="ingest-s3-sequential",
+        concurrency=1,
+    )
+    batch_one = on_service(
+        options,
+        work,
+        "batch-one",
+        name="4. BatchCreateFeedback, 1,000-item batches, 1 in flight",
+        mode="batch",
+        project="ingest-s4-batch-one",
+        concurrency=1,
+    )
+    http = measure_http(options, work)
+    return Results(l1_single, l1_batch, l2, single, batch, sdk, http, sequential, batch_one, measure_floors(work))
+
+
+def measure_floors(work: Path) -> dict[str, float]:
+    """The storage floors of one write (ingest_limits.py floors), on a fresh migrated data dir."""
+    data_dir = work / "floors"
+    migrate(data_dir)
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, str(LIMITS_SCRIPT), "floors", str(data_dir)],
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"floors failed:\n{done.stderr[-4000:]}")
+    floors: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    log("floors: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in floors.items()))
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return floors
 
 
 def run(options: Options) -> int:

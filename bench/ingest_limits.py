@@ -5,6 +5,8 @@ messages and server options whose FeedbackService does nothing but echo (CreateF
 request's feedback, BatchCreateFeedback one result per item holding the item). Prints
 ``{"port": N}`` once it listens, serves until SIGTERM or SIGINT, exits 0.
 
+``python bench/ingest_limits.py floors DATA_DIR``: the storage floors of one write (see measure_floors).
+
 ``python bench/ingest_limits.py storage DATA_DIR ROWS_PER_INSERT SECONDS``: L2, the storage limit.
 On a data dir that ``python -m feedback_service migrate`` prepared, clickhouse-connect's embedded
 engine stores rows the way the service does, ROWS_PER_INSERT at a time, one after the other, for
@@ -202,6 +204,73 @@ def measure_storage(data_dir: Path, rows_per_insert: int, seconds: float) -> dic
     }
 
 
+FLOOR_SAMPLES = 40
+
+
+def measure_floors(data_dir: Path) -> dict[str, float]:
+    """The storage floors of one write, each the median of FLOOR_SAMPLES calls on a migrated data dir (ms):
+    ``SELECT 1``; a point lookup of 64 ids by primary key (the write path's read); a 1-row insert into
+    a bare ReplacingMergeTree table (feedback's engine, no views); a 1-row insert into ``feedback``
+    (what a create waits for now); a 1-row insert into ``feedback_changes`` (the four views: the
+    deriver's part); and both, one after the other (a write and its derived rows, unbatched)."""
+    import statistics  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    import clickhouse_connect  # noqa: PLC0415
+
+    from feedback_service.domain.fingerprint import create_fingerprint  # noqa: PLC0415
+    from feedback_service.store import rows as service_rows  # noqa: PLC0415
+    from feedback_service.store.deriver import CHANGES_TABLE  # noqa: PLC0415
+    from feedback_service.store.query_params import StringArray  # noqa: PLC0415
+
+    client = clickhouse_connect.get_client(interface="chdb", path=str(data_dir), database="feedback")
+    client.command(f"CREATE TABLE IF NOT EXISTS bare AS {service_rows.TABLE}")
+    now = datetime.now(UTC)
+    identities = Identities()
+    drafts_pool = list(itertools.islice(drafts(seed=13), 64))
+
+    def one_row() -> list[Any]:
+        feedback = _domain_feedback(drafts_pool[0], *identities.take(), now)
+        return service_rows.to_row(feedback, fingerprint=create_fingerprint(feedback))
+
+    def insert(*tables: str) -> None:
+        row = one_row()
+        for table in tables:
+            client.insert(
+                table,
+                [row],
+                column_names=service_rows.COLUMN_NAMES,
+                column_type_names=service_rows.COLUMN_TYPES,
+                settings={"optimize_on_insert": 0, "parallel_view_processing": 1},
+            )
+
+    ids = StringArray(str(uuid.uuid4()) for _ in range(64))
+    calls: dict[str, Any] = {
+        "select_1": lambda: client.query("SELECT 1"),
+        "lookup_64_ids": lambda: client.query(
+            f"SELECT feedback_id, revision FROM {service_rows.TABLE} WHERE project = {{p:String}} "  # noqa: S608
+            "AND feedback_id IN {ids:Array(String)}",
+            parameters={"p": PROJECT, "ids": ids},
+        ),
+        "insert_1_bare": lambda: insert("bare"),
+        "insert_1_feedback": lambda: insert(service_rows.TABLE),
+        "insert_1_changes": lambda: insert(CHANGES_TABLE),
+        "insert_1_feedback_and_changes": lambda: insert(service_rows.TABLE, CHANGES_TABLE),
+    }
+    floors: dict[str, float] = {}
+    for name, call in calls.items():
+        for _ in range(5):
+            call()
+        samples = []
+        for _ in range(FLOOR_SAMPLES):
+            began = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - began) * 1000)
+        floors[name] = statistics.median(samples)
+    client.close()
+    return floors
+
+
 def main(argv: Sequence[str]) -> int:
     match list(argv):
         case ["echo"]:
@@ -210,6 +279,9 @@ def main(argv: Sequence[str]) -> int:
             return 0
         case ["storage", data_dir, rows_per_insert, seconds]:
             print(json.dumps(measure_storage(Path(data_dir), int(rows_per_insert), float(seconds))), flush=True)
+            return 0
+        case ["floors", data_dir]:
+            print(json.dumps(measure_floors(Path(data_dir))), flush=True)
             return 0
         case _:
             print(__doc__, file=sys.stderr)

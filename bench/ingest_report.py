@@ -20,6 +20,16 @@ PEAK_RSS_TARGET_BYTES = 1_500_000_000  # 1.5 GB
 CONNECT_RATIO_TARGETS = {"connect-proto": 0.70, "connect-json": 0.50}
 TRANSPORT_LABELS = {"grpc": "gRPC", "connect-proto": "Connect binary", "connect-json": "Connect JSON"}
 
+# The write-cost targets (scenarios 3 and 4): one caller's sequential creates, and bulk ingest.
+SEQUENTIAL_P50_TARGET_MS = 25.0
+SEQUENTIAL_P99_TARGET_MS = 50.0
+SEQUENTIAL_CPU_TARGET_MS = 25.0  # server CPU per create
+BULK_RATE_TARGET = 15_000.0  # items/s
+BULK_L2_RATIO_TARGET = 0.60  # of L2 at 1,000 rows per insert (the batch size)
+BULK_CPU_TARGET_MS = 60.0  # server CPU per 1,000 items
+CONCURRENT_SPEEDUP_TARGET = 5.0  # 64 callers' calls/s over the sequential rate
+BULK_L2_ROWS_PER_INSERT = 1_000
+
 # --- the load ---------------------------------------------------------------------------------------------
 SINGLE_CALLERS = 64
 BATCH_IN_FLIGHT = 4  # per client process
@@ -68,6 +78,9 @@ class Results:
     sdk: Measurement
     # Scenario 7: ("single" or "batch", "connect-proto" or "connect-json") -> the measurement.
     http: dict[tuple[str, str], Measurement] = field(default_factory=dict)
+    sequential: Measurement | None = None  # scenario 3: one caller, one CreateFeedback after the other
+    batch_one: Measurement | None = None  # scenario 4: 1,000-item batches, 1 in flight
+    floors: dict[str, float] = field(default_factory=dict)  # ingest_limits.py floors, ms
 
     @property
     def batch_limit(self) -> tuple[float, str]:
@@ -282,7 +295,103 @@ def target_rows(results: Results) -> list[tuple[str, ...]]:
             )
         )
     rows += http_rows(results.single, results.batch[1], results.http)
+    rows += write_cost_rows(results)
+    rows += floor_rows(results)
     return rows
+
+
+def _l2_best(results: Results, rows_per_insert: int) -> tuple[float, str]:
+    variants = results.l2[rows_per_insert]["variants"]
+    best = max(variants, key=lambda name: float(variants[name]["rows_per_s"]))
+    return float(variants[best]["rows_per_s"]), best
+
+
+def write_cost_rows(results: Results) -> list[tuple[str, ...]]:
+    """Scenarios 3 and 4 (the write-cost targets), each beside its limit and its storage floor."""
+    rows: list[tuple[str, ...]] = []
+    sequential, floors = results.sequential, results.floors
+    if sequential is None or results.batch_one is None:
+        return rows
+    p50, p99 = percentile(sequential.latencies_ms, 0.5), percentile(sequential.latencies_ms, 0.99)
+    lookup_and_insert = floors.get("lookup_64_ids", 0.0) + floors.get("insert_1_feedback", 0.0)
+    floor = f"{lookup_and_insert:.1f} ms (floor: lookup + 1-row insert into feedback)"
+    for label, value, target in (("p50", p50, SEQUENTIAL_P50_TARGET_MS), ("p99", p99, SEQUENTIAL_P99_TARGET_MS)):
+        rows.append(
+            (
+                f"3. CreateFeedback latency {label}, one caller, sequential",
+                f"{value:.1f} ms",
+                floor,
+                f"{value / lookup_and_insert:.1f}x floor" if lookup_and_insert else "",
+                f"<= {target:.0f} ms",
+                _verdict(value <= target),
+            )
+        )
+    cpu_ms = sequential.server_cpu_per_1000_ms / 1000
+    rows.append(
+        (
+            "3. server CPU per sequential create",
+            f"{cpu_ms:.1f} ms",
+            "",
+            "",
+            f"<= {SEQUENTIAL_CPU_TARGET_MS:.0f} ms",
+            _verdict(cpu_ms <= SEQUENTIAL_CPU_TARGET_MS),
+        )
+    )
+    speedup = results.single.rate / sequential.rate
+    rows.append(
+        (
+            "3. 64 concurrent callers over the sequential rate",
+            f"{_per_s(results.single.rate, 'calls/s')} / {_per_s(sequential.rate, 'calls/s')}",
+            "",
+            f"{speedup:.1f}x",
+            f">= {CONCURRENT_SPEEDUP_TARGET:.0f}x",
+            _verdict(speedup >= CONCURRENT_SPEEDUP_TARGET),
+        )
+    )
+    l2, l2_variant = _l2_best(results, BULK_L2_ROWS_PER_INSERT)
+    for label, measurement in (
+        ("4. BatchCreateFeedback, 1,000-item batches, 1 in flight", results.batch_one),
+        ("4. BatchCreateFeedback, 1,000-item batches, 4 in flight", results.batch[1]),
+        ("4. SDK log() + flush, default BatchingOptions", results.sdk),
+    ):
+        rows.append(
+            (
+                f"{label}: items/s",
+                _per_s(measurement.rate, "items/s"),
+                f"{_per_s(l2, 'rows/s')} (L2 {BULK_L2_ROWS_PER_INSERT:,}-row inserts with derived rows, {l2_variant})",
+                f"{measurement.rate / l2:.0%}",
+                f">= {BULK_RATE_TARGET:,.0f} and >= {BULK_L2_RATIO_TARGET:.0%} of L2",
+                _verdict(measurement.rate >= BULK_RATE_TARGET and measurement.rate / l2 >= BULK_L2_RATIO_TARGET),
+            )
+        )
+        rows.append(
+            (
+                f"{label}: server CPU per 1,000 items",
+                f"{measurement.server_cpu_per_1000_ms:.0f} ms",
+                "",
+                "",
+                f"<= {BULK_CPU_TARGET_MS:.0f} ms",
+                _verdict(measurement.server_cpu_per_1000_ms <= BULK_CPU_TARGET_MS),
+            )
+        )
+    return rows
+
+
+FLOOR_LABELS = {
+    "select_1": "SELECT 1",
+    "lookup_64_ids": "point lookup of 64 ids by primary key",
+    "insert_1_bare": "1-row insert into a bare ReplacingMergeTree table",
+    "insert_1_feedback": "1-row insert into feedback (what a create waits for)",
+    "insert_1_changes": "1-row insert into feedback_changes (its four views: the deriver's part)",
+    "insert_1_feedback_and_changes": "1-row insert into feedback, then into feedback_changes",
+}
+
+
+def floor_rows(results: Results) -> list[tuple[str, ...]]:
+    return [
+        (f"floor: {FLOOR_LABELS.get(name, name)}", f"{ms:.1f} ms", "", "", "", "")
+        for name, ms in results.floors.items()
+    ]
 
 
 def _batch_call_ms(measurement: Measurement) -> float:
@@ -333,6 +442,7 @@ def limit_rows(results: Results) -> list[tuple[str, ...]]:
 def detail_rows(results: Results) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     measurements = [results.l1_single, *results.l1_batch.values(), results.single, *results.batch.values()]
+    measurements += [m for m in (results.sequential, results.batch_one) if m is not None]
     for measurement in [*measurements, results.sdk, *results.http.values()]:
         unit = "calls/s" if measurement.latencies_ms else "events/s"
         rss = _gb(measurement.peak_rss_bytes) if measurement.peak_rss_bytes else "-"

@@ -4,8 +4,9 @@ Given the `helm template` output of the CI values files (helm/feedback-service/c
 no secret value is rendered, only references to existing Secrets; the Deployment has no `replicas`
 when the HPA is on, and a PodDisruptionBudget exactly when more than one replica runs; the pods are
 hardened and probed over native gRPC health; the HTTP port is served and exposed, with the CORS
-origins of the values and an Ingress to it exactly when enabled; the grace period outlasts the
-service's drain; the migration Job is a hook with the pods' settings; and the settings load with the
+origins of the values and an Ingress to it exactly when enabled; FEEDBACK_PUBLIC_URL (the base of
+reviewer console links) as given, derived from the Ingress host and TLS, or unset; the grace period
+outlasts the service's drain; the migration Job is a hook with the pods' settings; and the settings load with the
 service's own parser. Then it renders a few broken values and checks that Helm refuses them with a
 clear message.
 
@@ -116,7 +117,9 @@ def pod_environment(config_map: Manifest, container: Manifest) -> dict[str, str]
     return environment
 
 
-def check_service_pods(manifests: list[Manifest], *, hpa: bool, replicas: int, cors: tuple[str, ...]) -> None:
+def check_service_pods(
+    manifests: list[Manifest], *, hpa: bool, replicas: int, cors: tuple[str, ...], public_url: str | None
+) -> None:
     deployment = one(manifests, "Deployment")
     config_map = one(manifests, "ConfigMap")
     spec = deployment["spec"]["template"]["spec"]
@@ -151,6 +154,12 @@ def check_service_pods(manifests: list[Manifest], *, hpa: bool, replicas: int, c
     check(settings.listen == "0.0.0.0:50051" and settings.metrics_listen == "0.0.0.0:9464", "listen addresses")
     check(settings.http_listen == "0.0.0.0:8080", f"the HTTP face listens on 0.0.0.0:8080, not {settings.http_listen}")
     check(settings.cors_origins == cors, f"CORS origins {settings.cors_origins}, expected {cors}")
+    if public_url is None:
+        check(
+            "FEEDBACK_PUBLIC_URL" not in environment,
+            "FEEDBACK_PUBLIC_URL is set without config.publicUrl or an Ingress",
+        )
+    check(settings.public_url == public_url, f"public URL {settings.public_url}, expected {public_url}")
     check(settings.clickhouse_url and settings.skip_migrations and settings.log_format == "json", "pod settings")
 
     pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", ["sleep", "0"])
@@ -176,6 +185,65 @@ def check_ingress(manifests: list[Manifest], *, hosts: tuple[str, ...]) -> None:
         check((path["path"], path["pathType"]) == ("/", "Prefix"), f"Ingress path {path}")
     tls_hosts = {host for entry in ingress["spec"].get("tls", []) for host in entry["hosts"]}
     check(tls_hosts == set(hosts), f"Ingress TLS covers {sorted(tls_hosts)}, expected {sorted(hosts)}")
+
+
+def rendered_public_url(helm: str, *arguments: str) -> str | None:
+    """FEEDBACK_PUBLIC_URL of the ConfigMap rendered with these arguments, None when unset."""
+    result = helm_template(helm, *arguments)
+    check(result.returncode == 0, f"rendering with {arguments} fails: {result.stderr.strip()}")
+    data = one([m for m in yaml.safe_load_all(result.stdout) if m], "ConfigMap")["data"]
+    if "FEEDBACK_PUBLIC_URL" not in data:
+        return None
+    return load_settings(argparse.Namespace(), {"FEEDBACK_PUBLIC_URL": data["FEEDBACK_PUBLIC_URL"]}).public_url
+
+
+def check_public_url(helm: str) -> None:
+    """config.publicUrl wins; else the first non-wildcard Ingress host, https:// when TLS covers it."""
+    default, cluster = (str(CHART / "ci" / f"{name}-values.yaml") for name in ("default", "cluster"))
+    ingress = "ingress.enabled=true,ingress.hosts={feedback.example.com}"
+    cases = {
+        "Ingress without TLS": (["-f", default, "--set", ingress], "http://feedback.example.com"),
+        "Ingress with TLS": (
+            [
+                "-f",
+                default,
+                "--set",
+                ingress + ",ingress.tls[0].secretName=tls,ingress.tls[0].hosts={feedback.example.com}",
+            ],
+            "https://feedback.example.com",
+        ),
+        "wildcard host and TLS, a path": (
+            [
+                "-f",
+                default,
+                "--set",
+                "ingress.enabled=true,ingress.hosts={*.example.com,feedback.example.com},ingress.path=/reviews/,"
+                "ingress.tls[0].secretName=tls,ingress.tls[0].hosts={*.example.com}",
+            ],
+            "https://feedback.example.com/reviews",
+        ),
+        "TLS for another host": (
+            [
+                "-f",
+                default,
+                "--set",
+                ingress + ",ingress.tls[0].secretName=tls,ingress.tls[0].hosts={other.example.com}",
+            ],
+            "http://feedback.example.com",
+        ),
+        "only wildcard hosts": (["-f", default, "--set", "ingress.enabled=true,ingress.hosts={*.example.com}"], None),
+        "cluster values without config.publicUrl": (
+            ["-f", cluster, "--set", "config.publicUrl="],
+            "https://feedback.example.com",
+        ),
+        "config.publicUrl without an Ingress": (
+            ["-f", default, "--set", "config.publicUrl=http://10.0.0.5:8080/review"],
+            "http://10.0.0.5:8080/review",
+        ),
+    }
+    for name, (arguments, expected) in cases.items():
+        found = rendered_public_url(helm, *arguments)
+        check(found == expected, f"{name}: FEEDBACK_PUBLIC_URL {found}, expected {expected}")
 
 
 def check_migration_job(manifests: list[Manifest]) -> None:
@@ -258,6 +326,10 @@ def check_refusals(helm: str) -> None:
             "ingress.enabled needs ingress.hosts",
         ),
         "CORS wildcard": (["-f", ci_values, "--set", "config.corsOrigins={*}"], "config.corsOrigins.0"),
+        "public URL without a scheme": (
+            ["-f", ci_values, "--set", "config.publicUrl=feedback.example.com"],
+            "config.publicUrl: Does not match pattern",
+        ),
     }
     for name, (arguments, message) in refusals.items():
         result = helm_template(helm, *arguments)
@@ -273,10 +345,17 @@ def main() -> int:
     parser.add_argument("renderings", nargs="+", metavar="NAME=FILE", help="default=... and cluster=...")
     arguments = parser.parse_args()
     renderings = dict(item.split("=", 1) for item in arguments.renderings)
-    # What the CI values files ask for: (HPA on, replicas or HPA minReplicas), CORS origins, Ingress hosts.
+    # What the CI values files ask for: (HPA on, replicas or HPA minReplicas), CORS origins, Ingress hosts,
+    # public URL (FEEDBACK_PUBLIC_URL as the service reads it; None = unset).
     expected = {
-        "default": (False, 1, (), ()),
-        "cluster": (True, 3, ("https://app.example.com", "https://shop.example.com:8443"), ("feedback.example.com",)),
+        "default": (False, 1, (), (), None),
+        "cluster": (
+            True,
+            3,
+            ("https://app.example.com", "https://shop.example.com:8443"),
+            ("feedback.example.com",),
+            "https://review.example.com",
+        ),
     }
     check(set(renderings) == set(expected), f"renderings must be {sorted(expected)}")
     for name, path in renderings.items():
@@ -284,12 +363,14 @@ def main() -> int:
         manifests = load(Path(path))
         check_no_secret_values(text, manifests)
         check_hardened(manifests)
-        hpa, replicas, cors, hosts = expected[name]
-        check_service_pods(manifests, hpa=hpa, replicas=replicas, cors=cors)
+        hpa, replicas, cors, hosts, public_url = expected[name]
+        check_service_pods(manifests, hpa=hpa, replicas=replicas, cors=cors, public_url=public_url)
         check_ingress(manifests, hosts=hosts)
         check_migration_job(manifests)
         check_helm_test(manifests)
         print(f"helm/check_chart.py: {name}: {len(manifests)} resources pass")
+    check_public_url(arguments.helm)
+    print("helm/check_chart.py: FEEDBACK_PUBLIC_URL is config.publicUrl, else derived from the Ingress, else unset")
     check_refusals(arguments.helm)
     check_documented()
     print("helm/check_chart.py: broken values are refused with clear messages; every value is documented")

@@ -1,4 +1,6 @@
-"""Inter-rater agreement against published worked examples and a by-the-definition reference. No server needed.
+"""Inter-rater agreement against published worked examples and a by-the-definition reference.
+
+No server needed, except for the one end-to-end test of the disagreed items over gRPC at the end.
 
 Sources of the expected values:
 
@@ -12,6 +14,7 @@ Sources of the expected values:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -26,7 +29,9 @@ from feedback_service.domain.agreement import (
     krippendorff_alpha_interval,
     krippendorff_alpha_nominal,
     measure_agreement,
+    most_disagreed,
 )
+from feedback_service.domain.annotation_ops import rating_text
 
 V = TypeVar("V", bound=Hashable)
 
@@ -468,3 +473,101 @@ def test_nominal_alpha_on_100k_units_with_a_large_label_set() -> None:
     assert method is Method.KRIPPENDORFF_ALPHA_NOMINAL
     assert result.value == pytest.approx(0.36, abs=0.01)
     assert (result.item_count, result.rater_count, result.rating_count) == (100_000, 3, 300_000)
+
+
+# --- the items reviewers disagreed on most ------------------------------------------------------
+
+
+def test_most_disagreed_ranks_by_disagreement_then_more_ratings_then_unit() -> None:
+    units: dict[tuple[str, str], dict[str, str]] = {
+        ("t-agree", ""): {"a": "up", "b": "up", "c": "up"},  # unanimous: no disagreement
+        ("t-single", ""): {"a": "down"},  # one rating: no disagreement
+        ("t-quarter", ""): {"a": "up", "b": "up", "c": "up", "d": "down"},  # 1 - 3/4
+        ("t-third", ""): {"a": "up", "b": "down", "c": "up"},  # 1 - 2/3
+        ("t-half-b", ""): {"a": "up", "b": "down"},  # 1 - 1/2, two ratings
+        ("t-half-a", "s1"): {"b": "down", "a": "up"},  # 1 - 1/2, two ratings, smaller trace id
+        ("t-half-4", ""): {"a": "up", "b": "down", "c": "up", "d": "down"},  # 1 - 2/4, four ratings
+        ("t-three-ways", ""): {"a": "x", "b": "y", "c": "z"},  # 1 - 1/3
+    }
+    found = most_disagreed(units)
+    assert [(d.unit[0], d.disagreement, d.rating_count, d.distinct_value_count) for d in found] == [
+        ("t-three-ways", pytest.approx(2 / 3), 3, 3),
+        ("t-half-4", 0.5, 4, 2),
+        ("t-half-a", 0.5, 2, 2),
+        ("t-half-b", 0.5, 2, 2),
+        ("t-third", pytest.approx(1 / 3), 3, 2),
+        ("t-quarter", 0.25, 4, 2),
+    ]
+    assert found[2].unit == ("t-half-a", "s1")
+    assert found[2].ratings == (("a", "up"), ("b", "down"))  # ordered by rater
+    assert [d.unit[0] for d in most_disagreed(units, limit=2)] == ["t-three-ways", "t-half-4"]
+    assert most_disagreed(units, limit=0) == []
+
+
+def test_most_disagreed_keeps_the_ten_highest_of_many() -> None:
+    units = {(f"t{n:03d}", ""): {"a": 1.0, "b": 1.0 if n % 3 else 2.0, "c": float(n % 2)} for n in range(100)}
+    found = most_disagreed(units)
+    assert len(found) == 10
+    assert all(a.disagreement >= b.disagreement for a, b in itertools.pairwise(found))
+    # n % 3 == 0 and n odd: values 1, 2, 1 -> 1/3; n % 3 == 0 and n even: 1, 2, 0 -> 2/3 (the highest).
+    assert [d.unit[0] for d in found[:3]] == ["t000", "t006", "t012"]
+    assert found[0].disagreement == pytest.approx(2 / 3)
+
+
+def test_scores_disagree_only_when_different_and_ratings_read_as_text() -> None:
+    assert most_disagreed({("t", ""): {"a": 4.0, "b": 4.0}}) == []
+    assert [rating_text(v) for v in ("thumb:up", "thumb:down", "label:billing", 3.0, 4.5, -2.0)] == [
+        "up", "down", "billing", "3", "4.5", "-2",
+    ]  # fmt: skip
+
+
+async def test_get_agreement_lists_the_items_reviewers_disagreed_on(channel: Any, stub: Any, project: str) -> None:
+    from feedback_proto.v1 import annotation_pb2 as pb
+    from feedback_proto.v1 import annotation_pb2_grpc, feedback_pb2
+    from feedback_proto.v1 import feedback_service_pb2 as feedback_pb
+
+    annotation = annotation_pb2_grpc.AnnotationServiceStub(channel)
+    queue = pb.Queue(
+        project=project,
+        name="disagreements",
+        keys=["correctness", "tone"],
+        reviewers_per_item=3,
+        trace_url_template="https://traces.example.com/t/{trace_id}",
+    )
+    queue_id = (await annotation.CreateQueue(pb.CreateQueueRequest(queue=queue))).queue.queue_id
+    traces = ["tr-a", "tr-b", "tr-c"]
+    await annotation.AddQueueItems(
+        pb.AddQueueItemsRequest(project=project, queue_id=queue_id, items=[pb.QueueItem(trace_id=t) for t in traces])
+    )
+    # correctness (thumbs): tr-a 1 up 1 down 1 up (1/3), tr-b all up (none), tr-c up vs down (1/2).
+    # tone (labels): everyone "calm" everywhere: no disagreement.
+    thumbs = {"alice": (1, 1, 1), "bob": (2, 1, 2), "carol": (1, 1, 0)}
+    for author, by_trace in thumbs.items():
+        for trace, thumb in zip(traces, by_trace, strict=True):
+            values: list[feedback_pb2.Feedback] = [
+                feedback_pb2.Feedback(key="tone", label="calm"),
+            ]
+            if thumb:
+                values.append(feedback_pb2.Feedback(key="correctness", thumb=thumb))  # type: ignore[arg-type]
+            for value in values:
+                value.MergeFrom(
+                    feedback_pb2.Feedback(
+                        project=project, trace_id=trace, source=feedback_pb2.SOURCE_REVIEWER, author=author
+                    )
+                )
+                await stub.CreateFeedback(feedback_pb.CreateFeedbackRequest(feedback=value))
+    response = await annotation.GetAgreement(pb.GetAgreementRequest(project=project, queue_id=queue_id))
+    correctness, tone = response.agreements
+    assert (correctness.key, tone.key, list(tone.disagreements)) == ("correctness", "tone", [])
+    assert [
+        (d.trace_id, d.trace_url, d.disagreement, d.rating_count, d.distinct_value_count)
+        for d in correctness.disagreements
+    ] == [
+        ("tr-c", "https://traces.example.com/t/tr-c", 0.5, 2, 2),
+        ("tr-a", "https://traces.example.com/t/tr-a", pytest.approx(1 / 3), 3, 2),
+    ]
+    assert [(r.reviewer, r.value) for r in correctness.disagreements[1].ratings] == [
+        ("alice", "up"), ("bob", "down"), ("carol", "up"),
+    ]  # fmt: skip
+    by_key = await annotation.GetAgreement(pb.GetAgreementRequest(project=project, key="correctness"))
+    assert [(d.trace_id, d.trace_url) for d in by_key.agreements[0].disagreements] == [("tr-c", ""), ("tr-a", "")]

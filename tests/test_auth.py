@@ -133,13 +133,21 @@ def review_calls(project: str) -> dict[str, tuple[str, Callable[[Any], Awaitable
             lambda s: s.SkipItem(ann.SkipItemRequest(project=project, queue_id="q", claim_id="c")),
         ),
         "GetAgreement": ("read", lambda s: s.GetAgreement(ann.GetAgreementRequest(project=project, key="k"))),
+        "GetItemContext": (
+            "annotate",
+            lambda s: s.GetItemContext(ann.GetItemContextRequest(project=project, queue_id="q", claim_id="c")),
+        ),
+        "CreateConsoleLink": (
+            "admin",  # or annotate: see ALSO_ANNOTATE
+            lambda s: s.CreateConsoleLink(ann.CreateConsoleLinkRequest(project=project, reviewer="r")),
+        ),
     }
 
 
 # RPCs a key with the annotate scope may call besides those of their own scope.
 ALSO_ANNOTATE = {
     "CreateFeedback", "BatchCreateFeedback", "GetFeedbackKey", "ListFeedbackKeys", "ListQueues", "GetQueueStats",
-    "GetAgreement",
+    "GetAgreement", "CreateConsoleLink",
 }  # fmt: skip
 
 
@@ -257,6 +265,37 @@ async def test_reviewer_reads_need_read_or_annotate_as_documented(
     assert "Needs the read or the annotate scope." in comment, comment
     for scope in ("read", "annotate"):
         assert f"`{rpc}`" in _readme_scope_row(scope), f"the README's {scope} row must name {rpc}"
+
+
+# What console links may call (the rest is PERMISSION_DENIED): reviewing, or reading dashboards.
+REVIEWER_LINK_RPCS = {
+    "ListQueues", "GetQueueStats", "GetAgreement", "GetFeedbackKey", "ListFeedbackKeys", "ClaimNextItem",
+    "GetItemContext", "SubmitAnnotation", "SkipItem",
+}  # fmt: skip
+READ_LINK_RPCS = {
+    "ListQueues", "GetQueueStats", "GetAgreement", "GetFeedbackKey", "ListFeedbackKeys", "StreamAggregates",
+    "CompareVersions",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+@pytest.mark.parametrize("read", [False, True], ids=["reviewer-link", "read-link"])
+async def test_a_console_link_calls_only_what_its_kind_allows(
+    server: FeedbackServer, project: str, rpc: str, read: bool
+) -> None:
+    async with authorized_channel(f"127.0.0.1:{server.port}", ADMIN_KEY) as channel:
+        minter = annotation_pb2_grpc.AnnotationServiceStub(channel)
+        request = ann.CreateConsoleLinkRequest(project=project, reviewer="r", read=read)
+        link = (await minter.CreateConsoleLink(request)).token
+    code = await _code(server, (("authorization", f"Bearer {link}"),), rpc, project)
+    if rpc in (READ_LINK_RPCS if read else REVIEWER_LINK_RPCS):
+        assert code not in {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}, code
+    else:
+        assert code == grpc.StatusCode.PERMISSION_DENIED
+    # And never another project's.
+    assert await _code(server, (("authorization", f"Bearer {link}"),), rpc, project + "-b") == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
 
 
 async def test_the_project_comes_from_the_key(server: FeedbackServer, project: str) -> None:

@@ -1,7 +1,7 @@
 """The client commands (send, list, tail, export, compare): the real ``feedback`` CLI against the real server.
 
-Every test runs ``python -m feedback_service ...`` as a subprocess, asynchronously: the server runs on
-this process's event loop, which must keep serving while the CLI talks to it.
+Every test runs ``python -m feedback_service ...`` as a subprocess (tests/support/cli.py), asynchronously:
+the server runs on this process's event loop, which must keep serving while the CLI talks to it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import math
 import os
 import re
 import signal
-import sys
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,60 +27,31 @@ import pytest
 from google.protobuf.json_format import ParseDict
 
 from feedback_client import FeedbackClient, FeedbackError, comment, correct, label, score, thumbs_down, thumbs_up
+from feedback_client.cli import tail
+from feedback_client.cli.command import ENTRY_POINT_GROUP, ExternalCommand
+from feedback_client.cli.commands import CLIENT_COMMANDS
+from feedback_client.cli.connection import FILE_NAME as LOCAL_ADMIN_KEY_FILE
+from feedback_client.cli.exit_codes import EXIT_CODES_HELP, MEANINGS, ExitCode, exit_code_for
+from feedback_client.cli.filters import parse_time
 from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2
 from feedback_proto.v1 import api_keys_pb2 as keys_pb
-from feedback_service.cli_client.exit_codes import EXIT_CODES_HELP, ExitCode, exit_code_for
-from feedback_service.cli_client.filters import parse_time
+from feedback_service.local_admin_key import FILE_NAME
 from feedback_service.server import FeedbackServer
+from tests.support import cli
 from tests.support.auth import ADMIN_KEY
+from tests.support.cli import CLI_TIMEOUT_S, Done
 from tests.support.ports import free_port
-from tests.support.server_process import child_environment
-
-CLI_TIMEOUT_S = 60
-
-
-@dataclass(frozen=True)
-class Done:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        """stdout without terminal escape codes (colours, bold, cursor moves)."""
-        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.stdout)
-
-    def json_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-
-
-def _environment(server: FeedbackServer, env: dict[str, str] | None) -> dict[str, str]:
-    return child_environment(
-        {"FEEDBACK_TARGET": f"127.0.0.1:{server.port}", "FEEDBACK_API_KEY": ADMIN_KEY, "COLUMNS": "200", **(env or {})}
-    )
 
 
 async def start_cli(
     server: FeedbackServer, *arguments: str, cwd: Path, env: dict[str, str] | None = None
 ) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "feedback_service",
-        *arguments,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-        env=_environment(server, env),
-    )
+    return await cli.start_cli(f"127.0.0.1:{server.port}", *arguments, cwd=cwd, env=env)
 
 
 async def feedback_cli(server: FeedbackServer, *arguments: str, cwd: Path, env: dict[str, str] | None = None) -> Done:
-    """Run ``feedback *arguments`` to completion (stdout is a pipe: machine output unless TTY_COMPATIBLE=1)."""
-    process = await start_cli(server, *arguments, cwd=cwd, env=env)
-    stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
-    assert process.returncode is not None
-    return Done(process.returncode, stdout.decode(), stderr.decode())
+    """Run ``feedback *arguments`` against the session server to completion."""
+    return await cli.run_feedback(f"127.0.0.1:{server.port}", *arguments, cwd=cwd, env=env)
 
 
 async def _store(client: FeedbackClient, items: list[feedback_pb2.Feedback]) -> list[feedback_pb2.Feedback]:
@@ -150,12 +120,16 @@ async def test_on_a_terminal_send_prints_the_id_and_list_a_table(
     await _store(client, [thumbs_up(f"trace-{i}", project=project) for i in range(3)])
     await client.create(correct("trace-c", project=project, key="answer", correction="[b]30 days[/b]"))
 
-    listed = await feedback_cli(server, "list", "--project", project, "--limit", "2", cwd=tmp_path, env=terminal)
+    listed = await feedback_cli(
+        server, "list", "--project", project, "--limit", "2", "--wide", cwd=tmp_path, env=terminal
+    )
     assert listed.returncode == 0, listed.stderr
     lines = listed.text.splitlines()
     assert all(heading in lines[1] for heading in ("time (UTC)", "feedback id", "model@version", "comment"))
     assert "2 shown; more match" in lines[-1]
-    everything = await feedback_cli(server, "list", "--project", project, "--limit", "0", cwd=tmp_path, env=terminal)
+    everything = await feedback_cli(
+        server, "list", "--project", project, "--limit", "0", "--wide", cwd=tmp_path, env=terminal
+    )
     [row] = [line for line in everything.text.splitlines() if "billing" in line]
     cells = [cell.strip() for cell in row.strip("│ ").split("│")]
     assert cells[1:] == [
@@ -191,6 +165,39 @@ async def test_list_filters_and_limits(
     assert await ids("--until", "2000-01-01T00:00:00Z") == []
 
 
+async def test_list_fits_an_80_column_terminal_and_wide_shows_every_column(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    await client.create(
+        correct(
+            trace,
+            project=project,
+            key="helpfulness",
+            model="support-bot",
+            model_version="v8",
+            correction="The refund window is 30 days, not 14, for every order placed online.",
+        )
+    )
+    narrow = {"TTY_COMPATIBLE": "1", "COLUMNS": "80"}
+    listed = await feedback_cli(server, "list", "--project", project, cwd=tmp_path, env=narrow)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.text.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80, listed.text
+    assert lines[0].split() == ["time", "(UTC)", "trace", "model@version", "key", "value", "comment"], "a header row"
+    [row] = [line for line in lines if "support-bot@v8" in line]
+    assert "4bf92f35…" in row, "the trace id shortened"
+    assert "helpfulness" in row
+    assert "→ The refund" in row, "the correction when there is no comment"
+    assert row.rstrip().endswith("…"), "the comment cut to the width left"
+
+    wide = await feedback_cli(server, "list", "--project", project, "--wide", cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
+    assert wide.returncode == 0, wide.stderr
+    for heading in ("feedback id", "source", "author"):
+        assert heading in wide.text
+    assert trace in wide.text, "the whole trace id"
+
+
 @pytest.mark.parametrize(
     ("arguments", "exit_code", "named"),
     [
@@ -217,8 +224,9 @@ async def test_send_refuses_bad_input_with_its_exit_code_naming_the_field(
     assert done.returncode == exit_code, done
     assert done.stdout == ""
     if exit_code == ExitCode.REFUSED:
-        assert done.stderr.startswith("feedback send: INVALID_ARGUMENT: ")
+        assert done.stderr.startswith("feedback send: INVALID_ARGUMENT: invalid request\n")
         assert f"\n  {named}: " in done.stderr, "one line per field violation"
+        assert done.stderr.count(named) == 1, "a refusal is printed once"
     else:
         assert "usage: feedback send" in done.stderr
         assert named in done.stderr.splitlines()[-1]
@@ -287,6 +295,63 @@ async def test_credentials_come_from_the_key_file_then_the_environment_then_the_
     assert "--api-key-file" in missing.stderr.splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["send", "--trace-id", "t", "--thumb", "up"],
+        ["list"],
+        ["tail", "--no-follow"],
+        ["export", "--output", "out.jsonl"],
+        ["compare", "--model", "bot", "--version-a", "v1", "--version-b", "v2"],
+        ["keys", "create", "--scope", "read"],
+        ["keys", "list"],
+        ["console-link", "--reviewer", "alice"],
+    ],
+)
+async def test_a_missing_project_is_a_usage_error_naming_the_option_before_any_call(
+    tmp_path: Path, arguments: list[str]
+) -> None:
+    # Nothing listens on the target: a call would exit 6, not 2.
+    done = await cli.run_feedback(f"127.0.0.1:{free_port()}", *arguments, cwd=tmp_path)
+    assert done.returncode == ExitCode.USAGE, done
+    assert done.stderr.startswith(f"usage: feedback {' '.join(a for a in arguments[:2] if not a.startswith('-'))}")
+    assert "--project is required (or $FEEDBACK_PROJECT)" in done.last_error_line
+    assert not (tmp_path / "out.jsonl").exists(), "nothing was written"
+
+
+async def test_feedback_project_names_the_project_and_a_project_key_implies_its_own(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    await client.create(thumbs_up("t1", project=project))
+    from_environment = await feedback_cli(server, "list", cwd=tmp_path, env={"FEEDBACK_PROJECT": project})
+    assert from_environment.returncode == 0, from_environment.stderr
+    assert [record["trace_id"] for record in from_environment.json_lines()] == ["t1"]
+    created = await client.create_api_key(
+        keys_pb.CreateApiKeyRequest(project=project, name="reader", scopes=[keys_pb.SCOPE_READ])
+    )
+    with_project_key = await feedback_cli(server, "list", cwd=tmp_path, env={"FEEDBACK_API_KEY": created.key})
+    assert with_project_key.returncode == 0, with_project_key.stderr
+    assert [record["trace_id"] for record in with_project_key.json_lines()] == ["t1"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "usage"),
+    [
+        (["list", "--project", "p", "--bogus"], "usage: feedback list "),
+        (["export", "--bogus", "-o", "x.csv"], "usage: feedback export "),
+        (["keys", "list", "--bogus"], "usage: feedback keys list "),
+        (["keys", "revoke", "0123456789abcdef", "--bogus"], "usage: feedback keys revoke "),
+    ],
+)
+async def test_an_unknown_option_shows_the_usage_of_its_command(
+    server: FeedbackServer, tmp_path: Path, arguments: list[str], usage: str
+) -> None:
+    done = await feedback_cli(server, *arguments, cwd=tmp_path)
+    assert done.returncode == ExitCode.USAGE, done
+    assert done.stderr.startswith(usage), done.stderr
+    assert done.last_error_line.endswith("error: unrecognized arguments: --bogus")
+
+
 def test_times_are_iso_8601_or_a_duration_ago_in_whole_minutes() -> None:
     now = datetime(2026, 11, 26, 14, 12, 41, 5, tzinfo=UTC)
     assert parse_time("2h", now=now) == datetime(2026, 11, 26, 12, 12, tzinfo=UTC)
@@ -328,7 +393,7 @@ def test_every_exit_code_is_in_the_table_and_every_refusal_has_one() -> None:
 async def test_bad_arguments_exit_2_naming_the_option(
     server: FeedbackServer, tmp_path: Path, arguments: list[str], named: str
 ) -> None:
-    done = await feedback_cli(server, *arguments, cwd=tmp_path)
+    done = await feedback_cli(server, *arguments, "--project", "demo", cwd=tmp_path)
     assert done.returncode == ExitCode.USAGE, done
     assert done.stderr.startswith(f"usage: feedback {arguments[0]}")
     assert named in done.stderr.splitlines()[-1]
@@ -360,10 +425,9 @@ async def test_top_level_help_lists_the_client_commands_and_the_exit_codes(
 ) -> None:
     done = await feedback_cli(server, "--help", cwd=tmp_path)
     assert done.returncode == 0, done
-    for command in ("send", "list", "tail", "export", "compare", "keys", "serve"):
-        assert f"\n    {command} " in done.stdout, command
-    assert "exit codes of the commands that call the service (all but serve, migrate and keys):" in done.stdout
-    assert "130  interrupted (Ctrl-C)" in done.stdout
+    for command in ("send", "list", "tail", "export", "compare", "keys", "console-link", "serve", "migrate", "verify"):
+        assert re.search(rf"\n    {command}\s", done.stdout), command
+    assert EXIT_CODES_HELP in done.stdout
 
 
 # ---- export ---------------------------------------------------------------------------------------
@@ -564,6 +628,29 @@ async def test_resume_refuses_other_filters_and_a_finished_export(
     assert len(_read_jsonl(output)) == 6, "a refused resume leaves the finished file alone"
 
 
+async def test_resume_without_a_checkpoint_is_an_error_not_a_full_export(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    await _store(client, _varied(project, 3))
+    output = tmp_path / "never-started.jsonl"
+    done = await feedback_cli(server, "export", "--project", project, "-o", str(output), "--resume", cwd=tmp_path)
+    assert done.returncode == ExitCode.USAGE, done
+    assert "--resume: there is no interrupted export of" in done.last_error_line
+    assert "never-started.jsonl.cursor" in done.last_error_line
+    assert not output.exists(), "nothing exported"
+
+
+async def test_export_errors_name_the_output_path(server: FeedbackServer, project: str, tmp_path: Path) -> None:
+    output = tmp_path / "missing-dir" / "x.jsonl"
+    done = await feedback_cli(server, "export", "--project", project, "-o", str(output), cwd=tmp_path)
+    assert done.returncode == ExitCode.FAILURE, done
+    assert done.stderr.strip() == (
+        f"feedback export: cannot write {output}: the directory {output.parent} does not exist"
+    )
+    assert ".cursor" not in done.stderr
+    assert ".tmp" not in done.stderr
+
+
 async def test_parquet_without_pyarrow_exits_1_saying_what_to_install(
     server: FeedbackServer, project: str, tmp_path: Path
 ) -> None:
@@ -582,7 +669,7 @@ async def test_parquet_without_pyarrow_exits_1_saying_what_to_install(
         env={"PYTHONPATH": path},
     )
     assert done.returncode == ExitCode.FAILURE, done
-    assert "feedback-service[parquet]" in done.stderr
+    assert "pip install 'feedback-client[parquet]'" in done.stderr
     assert not (tmp_path / "x.parquet").exists()
 
 
@@ -590,8 +677,8 @@ async def test_parquet_without_pyarrow_exits_1_saying_what_to_install(
 
 
 def _by_group(lines: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """The latest stats per (model_version, key)."""
-    return {(line["key"]["model_version"], line["key"]["key"]): line["stats"] for line in lines}
+    """The latest stats per (model_version, key), from the group lines."""
+    return {(line["key"]["model_version"], line["key"]["key"]): line["stats"] for line in lines if "key" in line}
 
 
 async def test_tail_no_follow_json_prints_each_group_with_its_counts(
@@ -621,7 +708,7 @@ async def test_tail_no_follow_json_prints_each_group_with_its_counts(
     by_key = await feedback_cli(
         server, "tail", "--project", project, "--group-by", "key", "--no-follow", "--json", cwd=tmp_path
     )
-    counts = {line["key"]["key"]: line["stats"]["count"] for line in by_key.json_lines()}
+    counts = {line["key"]["key"]: line["stats"]["count"] for line in by_key.json_lines() if "key" in line}
     assert counts == {"thumbs": 8, "quality": 2}
 
     terminal = await feedback_cli(
@@ -633,6 +720,27 @@ async def test_tail_no_follow_json_prints_each_group_with_its_counts(
     assert "snapshot of 3 groups" in terminal.text
 
 
+async def test_tail_json_ends_the_snapshot_with_a_line_and_leaves_out_empty_histograms(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    await _store(
+        client,
+        [
+            thumbs_up("a", project=project, model="bot", model_version="v1"),
+            score("b", project=project, model="bot", model_version="v1", key="quality", value=4),
+        ],
+    )
+    done = await feedback_cli(server, "tail", "--project", project, "--no-follow", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    *groups, last = done.json_lines()
+    assert set(last) == {"snapshot_complete"}
+    assert last["snapshot_complete"]["group_count"] == 2
+    assert last["snapshot_complete"]["watermark"].endswith("Z")
+    scores = {group["key"]["key"]: group["stats"]["scores"] for group in groups}
+    assert "histogram" not in scores["thumbs"], "no empty histogram"
+    assert [bucket["count"] for bucket in scores["quality"]["histogram"] if bucket["count"]] == [1]
+
+
 async def test_tail_follows_changes_until_ctrl_c_which_exits_0(
     client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
 ) -> None:
@@ -641,6 +749,8 @@ async def test_tail_follows_changes_until_ctrl_c_which_exits_0(
     assert tail.stdout is not None
     first = json.loads(await asyncio.wait_for(tail.stdout.readline(), CLI_TIMEOUT_S))
     assert (first["key"]["model_version"], first["stats"]["count"]) == ("v1", 1)
+    done = json.loads(await asyncio.wait_for(tail.stdout.readline(), CLI_TIMEOUT_S))
+    assert done["snapshot_complete"]["group_count"] == 1
     await client.create(thumbs_down("t2", project=project, model="bot", model_version="v1"))
     update = json.loads(await asyncio.wait_for(tail.stdout.readline(), CLI_TIMEOUT_S))
     assert (update["stats"]["count"], update["stats"]["thumbs"]["down"]) == (2, 1)
@@ -696,3 +806,71 @@ async def test_compare_json_gives_the_comparison_and_the_terminal_a_table(
     )
     assert same.returncode == ExitCode.REFUSED
     assert "  version_b: " in same.stderr
+
+
+async def test_compare_says_no_data_for_a_version_without_feedback_and_exits_8(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    await _store(client, [thumbs_up(f"v1-{i}", project=project, model="bot", model_version="v1") for i in range(3)])
+    compare = ("compare", "--project", project, "--model", "bot", "--version-a", "v1", "--version-b", "v99")
+    terminal = await feedback_cli(server, *compare, cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
+    assert terminal.returncode == ExitCode.NO_DATA, terminal
+    assert terminal.text.strip() == "no data for v99 of bot (with these filters): nothing to compare"
+    machine = await feedback_cli(server, *compare, cwd=tmp_path)
+    assert machine.returncode == ExitCode.NO_DATA
+    [response] = machine.json_lines()
+    assert response["comparisons"][0]["sample_size_b"] == 0
+    assert machine.stderr.strip() == "no data for v99 of bot (with these filters): nothing to compare"
+
+
+async def test_compare_shows_no_test_for_a_key_without_data_on_one_side(
+    client: FeedbackClient, server: FeedbackServer, project: str, tmp_path: Path
+) -> None:
+    votes = [
+        thumbs_up(f"{v}-{i}", project=project, model="bot", model_version=v) for v in ("v1", "v2") for i in range(3)
+    ]
+    only_v2 = score("s", project=project, model="bot", model_version="v2", key="quality", value=4)
+    await _store(client, [*votes, only_v2])
+    compare = ("compare", "--project", project, "--model", "bot", "--version-a", "v1", "--version-b", "v2")
+    done = await feedback_cli(server, *compare, cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
+    assert done.returncode == 0, done
+    [row] = [line for line in done.text.splitlines() if "quality" in line]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells == ["quality", "— (no data for v1)", "—", "4", "—", "—", "0", "1"]
+
+
+def test_the_exit_codes_are_the_same_in_the_readme_the_help_and_the_code() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for code, meaning in MEANINGS.items():
+        assert f"  {code.value:<4} {meaning}\n" in EXIT_CODES_HELP
+        assert f"| {code.value} | {meaning} |" in readme, code
+    assert tail.COMMAND.interrupted == ExitCode.OK, "Ctrl-C is how tail stops"
+    assert all(
+        CLIENT_COMMANDS[name].load().interrupted == ExitCode.INTERRUPTED for name in CLIENT_COMMANDS if name != "tail"
+    )
+
+
+def test_the_server_adds_its_commands_to_the_clients_feedback_through_entry_points() -> None:
+    [script] = [e for e in metadata.distribution("feedback-client").entry_points if e.group == "console_scripts"]
+    assert (script.name, script.value) == ("feedback", "feedback_client.cli:main")
+    server = metadata.distribution("feedback-service")
+    assert not [e for e in server.entry_points if e.group == "console_scripts"], "one `feedback`, the client's"
+    added = {e.name: e.load() for e in server.entry_points if e.group == ENTRY_POINT_GROUP}
+    assert set(added) == {"serve", "migrate", "verify", "repair"}
+    assert all(isinstance(command, ExternalCommand) for command in added.values())
+    assert LOCAL_ADMIN_KEY_FILE == FILE_NAME, "the client reads the admin key file the server writes"
+
+
+async def test_server_commands_run_through_the_one_feedback_command(tmp_path: Path) -> None:
+    version = await cli.run_feedback("127.0.0.1:1", "--version", cwd=tmp_path)
+    assert version.stdout.strip() == (
+        "feedback: feedback-client 0.1.0; feedback-service 0.1.0 (serve, migrate, verify, repair)"
+    )
+    serve_help = await cli.run_feedback("127.0.0.1:1", "serve", "--help", cwd=tmp_path)
+    assert serve_help.returncode == 0, serve_help
+    assert "--clickhouse-url" in serve_help.stdout
+    migrated = await cli.run_feedback("127.0.0.1:1", "migrate", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert migrated.returncode == 0, migrated
+    assert migrated.stdout.startswith("migrated embedded:")
+    verified = await cli.run_feedback("127.0.0.1:1", "verify", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert verified.returncode == 0, verified

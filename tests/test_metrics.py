@@ -19,10 +19,10 @@ from feedback_proto.v1 import aggregates_pb2 as agg
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_proto.v1 import feedback_service_pb2_grpc
 from feedback_service.config import Settings
-from feedback_service.domain.call_context import call_deadline
 from feedback_service.domain.errors import DeadlineExceededError, StoreUnavailableError
 from feedback_service.observability.metrics import ServerMetrics
 from feedback_service.server import FeedbackServer
+from feedback_service.store.deadline import call_deadline
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig
 from tests.helpers import thumbs_up
 from tests.support.auth import ADMIN_KEY, authorized_channel

@@ -11,9 +11,9 @@ from google.rpc import error_details_pb2, status_pb2
 
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_proto.v1 import feedback_service_pb2_grpc
+from feedback_service.api.rate_limit import RateLimiter
 from feedback_service.config import Settings
 from feedback_service.domain.errors import RateLimitedError
-from feedback_service.domain.rate_limit import RateLimiter
 from feedback_service.server import FeedbackServer
 from tests.helpers import thumbs_up
 from tests.support.auth import ADMIN_KEY, authorized_channel

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import signal
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.store.data_dir_lock import LOCK_FILE_NAME
 from feedback_service.store.migrations import load_migrations
 from tests.helpers import thumbs_up
-from tests.support.auth import ADMIN_KEY, authorized_channel
+from tests.support.auth import authorized_channel
 from tests.support.server_process import ServerProcess, query_data_dir, run_cli
 
 if TYPE_CHECKING:  # the async stub class exists only in the .pyi stubs
@@ -488,38 +487,6 @@ async def test_first_start_creates_a_local_admin_key_and_prints_it_once(tmp_path
     with ServerProcess(data_dir, env={"FEEDBACK_ADMIN_KEY": ""}) as second:
         assert key_file.read_text().strip() == key
         assert key not in second.log_text(), "the key is printed only when it is created"
-
-
-async def test_keys_cli_creates_lists_and_revokes_keys(tmp_path: Path, running_server: ServerProcess) -> None:
-    admin = {"FEEDBACK_ADMIN_KEY": ADMIN_KEY}
-    target = ["keys", "--target", running_server.target]
-    created = await asyncio.to_thread(
-        run_cli,
-        [*target, "--json", "create", "--project", "demo", "--scope", "read", "--name", "dash"],
-        cwd=tmp_path,
-        env=admin,
-    )
-    assert created.returncode == 0, created.stderr
-    record = json.loads(created.stdout)
-    assert (record["project"], record["scopes"], record["name"]) == ("demo", ["read"], "dash")
-    async with authorized_channel(running_server.target, record["key"]) as channel:
-        stub = feedback_service_pb2_grpc.FeedbackServiceStub(channel)
-        await stub.ListFeedback(pb.ListFeedbackRequest(), timeout=RPC_TIMEOUT_S)
-        listed = await asyncio.to_thread(run_cli, [*target, "list", "--project", "demo"], cwd=tmp_path, env=admin)
-        assert listed.returncode == 0
-        assert record["key_id"] in listed.stdout
-        assert "active" in listed.stdout
-        revoked = await asyncio.to_thread(run_cli, [*target, "revoke", record["key_id"]], cwd=tmp_path, env=admin)
-        assert (revoked.returncode, revoked.stdout.strip()) == (0, f"revoked {record['key_id']}")
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.ListFeedback(pb.ListFeedbackRequest(), timeout=RPC_TIMEOUT_S)
-        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    unknown = await asyncio.to_thread(run_cli, [*target, "revoke", "0000000000000000"], cwd=tmp_path, env=admin)
-    assert unknown.returncode == 1
-    assert "NOT_FOUND" in unknown.stderr
-    no_scope = await asyncio.to_thread(run_cli, [*target, "create", "--project", "demo"], cwd=tmp_path, env=admin)
-    assert no_scope.returncode == 2
-    assert "--scope" in no_scope.stderr
 
 
 # -- SIGKILL under load: no graceful shutdown, still no acknowledged feedback lost ----------------

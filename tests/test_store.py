@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.binding import format_bind_value
 
+from feedback_service.domain.cursor_tokens import PageCursor
 from feedback_service.domain.fingerprint import create_fingerprint
-from feedback_service.domain.listing import FeedbackFilter, PageCursor, micros_since_epoch
+from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
 from feedback_service.domain.model import Feedback, FeedbackValue, Source, Thumb
 from feedback_service.domain.ports import CreateStatus, NewFeedback
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig
@@ -204,8 +205,8 @@ def test_an_outage_is_logged_without_query_parameters(engine_dir: Path) -> None:
 async def test_database_calls_get_the_remaining_deadline(engine: ClickHouseEngine) -> None:
     import time as clock
 
-    from feedback_service.domain.call_context import call_deadline
     from feedback_service.domain.errors import DeadlineExceededError
+    from feedback_service.store.deadline import call_deadline
 
     slow = "SELECT sleepEachRow(0.2) FROM numbers(25) SETTINGS max_block_size = 1"  # 5 s
     token = call_deadline.set(clock.monotonic() + 1.0)

@@ -1,7 +1,7 @@
-"""``python -m feedback_service`` is the ``feedback`` command."""
+"""``python -m feedback_service`` is the ``feedback`` command (the client's, with the server's commands)."""
 
 import sys
 
-from feedback_service.cli import main
+from feedback_client.cli import main
 
 sys.exit(main())

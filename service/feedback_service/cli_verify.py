@@ -11,7 +11,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from feedback_service.cli_client.filters import TIME_HELP, parse_time
+from feedback_client.cli.filters import TIME_HELP, parse_time
 from feedback_service.config import Settings
 from feedback_service.store.derived_repair import CheckReport, CheckScope
 from feedback_service.store.engine import ClickHouseEngine
@@ -20,21 +20,6 @@ from feedback_service.store.feedback_store import ClickHouseFeedbackStore
 EXIT_CONSISTENT = 0
 EXIT_DIFFERENT = 7  # verify found differences (repair: some could not be corrected)
 _SHOWN_PER_TABLE = 5
-
-SUMMARIES = {
-    "verify": "compare every derived table with a recomputation from feedback (read-only); exit 7 when they differ",
-    "repair": "write the corrections that make every derived table equal its recomputation from feedback",
-}
-
-EXAMPLES = """
-examples:
-  feedback verify                                  # every project, all time (stop the server first when embedded)
-  feedback verify --project demo --since 7d
-  feedback repair --project demo --since 2026-11-30T00:00:00Z --until 2026-12-01T00:00:00Z
-
-exit codes: 0 the derived tables equal feedback (repair: after its corrections), 1 the database could not be
-used, 2 bad argument, 7 differences found (repair: some it cannot correct, listed as unexplained).
-"""
 
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,13 +13,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 
+from feedback_service.config_errors import ConfigError
 from feedback_service.store.cluster_ddl import check_cluster_name
 from feedback_service.store.engine import EngineConfig
 from feedback_service.store.feedback_store import BatchingConfig
 from feedback_service.web.cors import parse_origin  # the rule lives with the CORS policy
+
+__all__ = ["ConfigError", "Settings", "add_arguments", "load_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,15 @@ def _optional_url(text: str) -> str | None:
     return text
 
 
+def _public_url(text: str) -> str | None:
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"must be an http:// or https:// URL with a host and no query or fragment, got {text!r}")
+    return text.rstrip("/")
+
+
 # A host name or IPv4 address, or an IPv6 address in brackets (with an optional zone), then a port.
 _HOST_PORT = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?\]):(?P<port>[0-9]{1,5})")
 
@@ -123,6 +136,7 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     http_listen: str | None = "127.0.0.1:8080"
     cors_origins: tuple[str, ...] = ()
+    public_url: str | None = None
     data_dir: Path = Path("./data")
     clickhouse_url: str | None = None
     clickhouse_database: str = "feedback"
@@ -220,6 +234,13 @@ OPTIONS: tuple[Option, ...] = (
         _origins,
         "comma-separated origins (scheme://host[:port]) whose pages may call the HTTP face, with end-user "
         "feedback tokens only; empty = no cross-origin access",
+    ),
+    Option(
+        "public_url",
+        "FEEDBACK_PUBLIC_URL",
+        _public_url,
+        "base URL people reach the HTTP face (and its console) at, e.g. https://feedback.example.com; console "
+        "links are <public URL>/#link=<token>. Unset: http(s)://<FEEDBACK_HTTP_LISTEN host>:<port>",
     ),
     Option("data_dir", "FEEDBACK_DATA_DIR", Path, "data dir of the embedded ClickHouse engine"),
     Option(
@@ -357,10 +378,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(option.flag, dest=option.name, action="store_const", const="1", help=described)
         else:
             parser.add_argument(option.flag, dest=option.name, metavar=option.env, default=None, help=described)
-
-
-class ConfigError(ValueError):
-    """A setting has a value that cannot be used; the message names the flag or variable."""
 
 
 def load_settings(arguments: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:

@@ -26,6 +26,7 @@ from feedback_service.api.connect_transport import RpcApplication
 from feedback_service.api.feedback_key_servicer import FeedbackKeyServicer
 from feedback_service.api.grpc_transport import add_rpcs
 from feedback_service.api.key_servicer import ApiKeyServicer
+from feedback_service.api.rate_limit import RateLimiter
 from feedback_service.api.rpcs import Rpc, rpcs_of
 from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings
@@ -37,7 +38,6 @@ from feedback_service.domain.feedback_tokens import TokenAuthority
 from feedback_service.domain.key_admin import ApiKeyOperations
 from feedback_service.domain.key_schemas import KeySchemaOperations, KeySchemaRegistry
 from feedback_service.domain.operations import FeedbackOperations, utc_now
-from feedback_service.domain.rate_limit import RateLimiter
 from feedback_service.local_admin_key import ensure_local_admin_key, ensure_local_token_secret
 from feedback_service.observability.metrics import MetricsEndpoint, ServerMetrics
 from feedback_service.observability.tracing import build_tracing
@@ -68,6 +68,8 @@ SCHEMA_SERVICE_NAME = SCHEMA_SERVICE.full_name
 # gRPC messages up to 64 MiB: a 1,000-item batch of long corrections fits.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 STORAGE_PROBE_S = 1.0
+# Listen addresses meaning "every interface": no URL to hand out, so console links say localhost.
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "[::]", ""})  # noqa: S104  # recognised, never bound here
 
 
 async def migrate(engine: ClickHouseEngine, *, cluster: str | None = None) -> list[Migration]:
@@ -150,7 +152,7 @@ class FeedbackServer:
         rpcs: list[Rpc] = [
             *rpcs_of(FeedbackServicer(operations, EvaluationOperations(self.store), self.tokens), FEEDBACK_SERVICE),
             *rpcs_of(FeedbackKeyServicer(KeySchemaOperations(schema_store, schemas, clock=utc_now)), SCHEMA_SERVICE),
-            *rpcs_of(AnnotationServicer(annotation), ANNOTATION_SERVICE),
+            *rpcs_of(AnnotationServicer(annotation, self.tokens, lambda: self.public_url), ANNOTATION_SERVICE),
         ]
         if self.authenticator is not None:
             rpcs += rpcs_of(ApiKeyServicer(ApiKeyOperations(self.keys, self.authenticator)), KEY_SERVICE)
@@ -226,6 +228,20 @@ class FeedbackServer:
             tls=tls is not None,
         )
         return HttpServer(app, address=settings.http_listen, tls=tls)
+
+    @property
+    def public_url(self) -> str:
+        """The base URL people reach the console at (console links point there): FEEDBACK_PUBLIC_URL, else
+        the HTTP face's own address (a wildcard host shown as localhost); '' without either."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        if self.settings.http_listen is None or self.http_port is None:
+            return ""
+        host = self.settings.http_listen.rsplit(":", 1)[0]
+        if host in _WILDCARD_HOSTS:
+            host = "localhost"
+        scheme = "https" if self.settings.tls_cert_file else "http"
+        return f"{scheme}://{host}:{self.http_port}"
 
     @property
     def metrics_port(self) -> int | None:

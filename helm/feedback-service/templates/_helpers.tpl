@@ -56,12 +56,43 @@ Every template that needs it calls this, so rendering fails with one clear messa
 {{- required "clickhouse.existingSecret is required: the name of an existing Secret holding the ClickHouse server URL (FEEDBACK_CLICKHOUSE_URL, e.g. https://user:pass@clickhouse:8443). The embedded engine is one process per data directory and cannot back a Deployment; create the Secret with: kubectl create secret generic feedback-clickhouse --from-literal=url=https://user:pass@host:8443" .Values.clickhouse.existingSecret }}
 {{- end }}
 
+{{/*
+FEEDBACK_PUBLIC_URL, the base of reviewer console links (<url>/#link=<token>): config.publicUrl; else,
+with the Ingress enabled, its first non-wildcard host, as https:// when an ingress.tls entry covers that
+host (by name, by wildcard, or an entry without hosts) and http:// otherwise, plus ingress.path; else
+empty, and the setting stays unset (the pods would derive http://localhost:<port> from 0.0.0.0).
+*/}}
+{{- define "feedback-service.publicUrl" -}}
+{{- if .Values.config.publicUrl }}
+{{- .Values.config.publicUrl }}
+{{- else if .Values.ingress.enabled }}
+{{- $host := "" }}
+{{- range .Values.ingress.hosts }}
+{{- if and (not $host) (not (hasPrefix "*" .)) }}{{ $host = . }}{{ end }}
+{{- end }}
+{{- if $host }}
+{{- $tls := false }}
+{{- range .Values.ingress.tls }}
+{{- if not .hosts }}{{ $tls = true }}{{ end }}
+{{- range .hosts }}
+{{- $wildcard := and (hasPrefix "*." .) (hasSuffix (trimPrefix "*" .) $host) (not (contains "." (trimSuffix (trimPrefix "*" .) $host))) }}
+{{- if or (eq . $host) $wildcard }}{{ $tls = true }}{{ end }}
+{{- end }}
+{{- end }}
+{{- printf "%s://%s%s" (ternary "https" "http" $tls) $host (trimSuffix "/" .Values.ingress.path) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The non-secret settings as a map of FEEDBACK_* and OTEL_* names to strings (ConfigMap data). */}}
 {{- define "feedback-service.configData" -}}
 FEEDBACK_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.containerPorts.grpc) | quote }}
 FEEDBACK_HTTP_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.containerPorts.http) | quote }}
 {{- with .Values.config.corsOrigins }}
 FEEDBACK_CORS_ORIGINS: {{ join "," . | quote }}
+{{- end }}
+{{- with include "feedback-service.publicUrl" . }}
+FEEDBACK_PUBLIC_URL: {{ . | quote }}
 {{- end }}
 {{- if .Values.metrics.enabled }}
 FEEDBACK_METRICS_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.containerPorts.metrics) | quote }}

@@ -41,7 +41,28 @@ METHOD_SCOPES: dict[str, frozenset[Scope]] = {
     _ANNOTATION + "SubmitAnnotation": frozenset({Scope.ANNOTATE}),
     _ANNOTATION + "SkipItem": frozenset({Scope.ANNOTATE}),
     _ANNOTATION + "GetAgreement": frozenset({Scope.READ, Scope.ANNOTATE}),
+    _ANNOTATION + "GetItemContext": frozenset({Scope.ANNOTATE}),
+    _ANNOTATION + "CreateConsoleLink": frozenset({Scope.ANNOTATE, Scope.ADMIN}),
 }
+
+# What a console link may call, besides its scope: a reviewer link reviews (as its reviewer, in its
+# queue), a read link reads dashboards. Neither manages queues, keys or links, nor reads raw feedback.
+_LINK_READS = frozenset(
+    {
+        _ANNOTATION + "ListQueues",
+        _ANNOTATION + "GetQueueStats",
+        _ANNOTATION + "GetAgreement",
+        _SCHEMAS + "GetFeedbackKey",
+        _SCHEMAS + "ListFeedbackKeys",
+    }
+)
+REVIEWER_LINK_METHODS = _LINK_READS | {
+    _ANNOTATION + "ClaimNextItem",
+    _ANNOTATION + "GetItemContext",
+    _ANNOTATION + "SubmitAnnotation",
+    _ANNOTATION + "SkipItem",
+}
+READ_LINK_METHODS = _LINK_READS | {_FEEDBACK + "StreamAggregates", _FEEDBACK + "CompareVersions"}
 
 
 def bearer_of(metadata: Sequence[tuple[str, Any]] | None, request: object) -> str | None:
@@ -59,6 +80,12 @@ def authorize(principal: Principal, method: str) -> None:
     if principal.token is not None:
         if method != _FEEDBACK + "CreateFeedback":
             raise PermissionDeniedError("a feedback token only allows CreateFeedback")
+        return
+    link = principal.console
+    if link is not None:
+        if method not in (READ_LINK_METHODS if link.read else REVIEWER_LINK_METHODS):
+            kind = "a read-only console link" if link.read else "a reviewer's console link"
+            raise PermissionDeniedError(f"{method.rsplit('/', 1)[-1]} is not open to {kind}")
         return
     allowed = METHOD_SCOPES.get(method)
     if allowed is None:

@@ -4,8 +4,10 @@ A transport (``grpc_transport`` for gRPC, ``connect_transport`` for Connect and 
 :class:`CallRun` per call with the request's metadata, then:
 
 1. ``admit``: refuses undecodable and oversized requests, sets the call deadline for the layers below,
-   authenticates the credential, refuses API keys sent by pages of another origin, checks the RPC's
-   scopes and charges the rate limit; it returns the :class:`CallContext` the servicer gets;
+   authenticates the credential, refuses API keys and console links sent by pages of another origin,
+   checks the RPC's scopes (a console link: the RPCs it allows) and charges the rate limit; it returns
+   the :class:`CallContext` the servicer gets (which resolves project, reviewer and queue against the
+   credential);
 2. ``failed``: turns whatever the servicer (or a step above) raised into the ``google.rpc.Status`` the
    caller gets, logging and tracing an unexpected error as INTERNAL;
 3. ``finish``: the call's one log line, then its metrics and the end of its span.
@@ -28,7 +30,6 @@ import structlog
 from feedback_service.api.auth import authorize, bearer_of
 from feedback_service.api.errors import INTERNAL_STATUS, grpc_code, status_proto
 from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL, Principal
-from feedback_service.domain.call_context import call_deadline
 from feedback_service.domain.errors import (
     FeedbackServiceError,
     FieldViolation,
@@ -36,14 +37,15 @@ from feedback_service.domain.errors import (
     PermissionDeniedError,
     RateLimitedError,
 )
+from feedback_service.store.deadline import call_deadline
 
 if TYPE_CHECKING:
     from google.rpc import status_pb2
     from opentelemetry.trace import Span
 
     from feedback_client.tokens import TokenClaims
+    from feedback_service.api.rate_limit import RateLimiter
     from feedback_service.domain.api_keys import Authenticator
-    from feedback_service.domain.rate_limit import RateLimiter
     from feedback_service.observability.metrics import ServerMetrics
     from feedback_service.observability.otel import Tracing
 
@@ -109,6 +111,26 @@ class CallContext:
         (empty: the credential's). The one way servicers resolve a project."""
         return self.principal.project_for(requested)
 
+    def reviewer(self, requested: str, *, field: str = "reviewer") -> str:
+        """The reviewer the call acts as: a console link's own reviewer (a request naming another one is
+        PERMISSION_DENIED naming ``field``), else the request's. The one way servicers resolve a reviewer."""
+        return self.principal.reviewer_for(requested, field=field)
+
+    def queue(self, requested: str, *, field: str = "queue_id") -> str:
+        """The queue the call acts on: a console link bound to a queue allows that queue only (empty takes
+        it), else the request's. The one way servicers resolve a queue id."""
+        return self.principal.queue_for(requested, field=field)
+
+    @property
+    def bound_reviewer(self) -> str | None:
+        """The reviewer the credential is bound to (a console link), or None."""
+        return self.principal.bound_reviewer
+
+    @property
+    def bound_queue(self) -> str | None:
+        """The queue the credential is bound to (a console link for one queue), or None."""
+        return self.principal.bound_queue
+
     @property
     def actor(self) -> str:
         """The key id recorded as the writer (``created_by``, ``updated_by``)."""
@@ -136,7 +158,9 @@ class CallPolicy:
 
 def _rate_key(principal: Principal) -> str:
     # Token holders are end users: each gets a budget of their own, not one shared by the token secret.
-    token = principal.token
+    token, link = principal.token, principal.console
+    if link is not None:  # a person with a console link: one budget per reviewer of a project
+        return f"link:{link.project}:{link.reviewer}"
     return principal.key_id if token is None else f"token:{token.project}:{token.user}"
 
 
@@ -189,7 +213,9 @@ class CallRun:
 
         ``deadline``: the call's, on the monotonic clock (None: none). ``cross_origin``: the call comes
         from a browser page of another origin (its ``Origin`` is not the service's own), where an API
-        key has no business: keys are backend secrets, pages carry end-user feedback tokens.
+        key has no business: keys are backend secrets, pages carry end-user feedback tokens. Nor has a
+        console link: the console is served by the service itself (same origin), so a link arriving from
+        another origin's page has leaked.
         """
         call_deadline.set(deadline)
         _check_decoded(request)
@@ -199,6 +225,10 @@ class CallRun:
             return CallContext(self.method, UNAUTHENTICATED_LOCAL, self.transport)
         principal = await self._authenticator.authenticate(bearer_of(self._metadata, request))
         self.key_id = principal.key_id
+        if cross_origin and principal.console is not None:
+            raise PermissionDeniedError(
+                "console links work on the service's own pages only and are refused from pages of other origins"
+            )
         if cross_origin and principal.token is None:
             raise PermissionDeniedError(
                 "API keys are backend secrets and are refused from pages of other origins: "

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
-from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
 from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
-from feedback_service.domain.model import Feedback, FeedbackInput, FeedbackValue, Source, ValueKind
+from feedback_service.domain.model import Feedback, FeedbackInput, FeedbackValue, Source, ValueKind, enum_member
 from feedback_service.domain.validation import ViolationCollector
 
 _VALUE_KINDS = {None: ValueKind.NONE, "thumb": ValueKind.THUMB, "score": ValueKind.SCORE, "label": ValueKind.LABEL}
@@ -165,25 +164,27 @@ def checked_time(stamp: Timestamp, name: str, found: ViolationCollector) -> date
     return moment
 
 
-def _time(stamp: Timestamp, name: str) -> datetime | None:
-    found = ViolationCollector()
-    moment = checked_time(stamp, name, found)
-    found.raise_if_any()
-    return moment
+def optional_time(message: Any, field: str, found: ViolationCollector, *, path: str = "") -> datetime | None:
+    """The one reading of a request's optional timestamp: None when unset, else checked like
+    :func:`checked_time` (a violation at ``path``, default the field's name)."""
+    return checked_time(getattr(message, field), path or field, found) if message.HasField(field) else None
 
 
 def feedback_filter(request: feedback_service_pb2.ListFeedbackRequest) -> FeedbackFilter:
-    source = int(request.source)
-    if source not in Source.__members__.values():
-        raise InvalidArgumentError([FieldViolation("source", f"unknown source {source}")])
+    found = ViolationCollector()
+    source = enum_member(Source, request.source)
+    if source is None:
+        found.add("source", f"unknown source {request.source}")
+    start_time, end_time = optional_time(request, "start_time", found), optional_time(request, "end_time", found)
+    found.raise_if_any()
     return FeedbackFilter(
         project=request.project,
         trace_id=request.trace_id,
         model=request.model,
         model_version=request.model_version,
         key=request.key,
-        source=None if source == Source.UNSPECIFIED else Source(source),
+        source=None if source is Source.UNSPECIFIED else source,
         author=request.author,
-        start_time=_time(request.start_time, "start_time") if request.HasField("start_time") else None,
-        end_time=_time(request.end_time, "end_time") if request.HasField("end_time") else None,
+        start_time=start_time,
+        end_time=end_time,
     )

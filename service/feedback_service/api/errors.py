@@ -15,6 +15,7 @@ from feedback_service.domain.errors import (
     FeedbackServiceError,
     InvalidArgumentError,
     NotFoundError,
+    OutsideBindingError,
     PermissionDeniedError,
     QueueFullError,
     RateLimitedError,
@@ -56,7 +57,10 @@ def _packed(detail: Any) -> any_pb2.Any:
 def status_proto(error: FeedbackServiceError) -> status_pb2.Status:
     """google.rpc.Status for an error, as sent in trailers or in a batch item's result."""
     code = grpc_code(error)
-    details = [_packed(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+    if isinstance(error, OutsideBindingError):
+        info.metadata["field"] = error.field
+    details = [_packed(info)]
     if isinstance(error, InvalidArgumentError):
         violations = [
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any
 
 from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2
-from feedback_service.api.convert import checked_time, timestamp_of
+from feedback_service.api.convert import optional_time, timestamp_of
 from feedback_service.domain.aggregates import AggregateQuery, FeedbackScope, GroupField, GroupKey, TimeBucket
 from feedback_service.domain.evaluation import FeedbackStats, KeyComparison, sources_of
 from feedback_service.domain.ports import ExportFilter
@@ -34,10 +32,6 @@ _METRICS = {
 _BUCKET_BOUNDS = list(zip((-math.inf, *HISTOGRAM_EDGES), (*HISTOGRAM_EDGES, math.inf), strict=True))
 
 
-def _optional_time(message: Any, name: str, prefix: str, found: ViolationCollector) -> datetime | None:
-    return checked_time(getattr(message, name), prefix + name, found) if message.HasField(name) else None
-
-
 def _scope(
     message: aggregates_pb2.AggregateFilter, found: ViolationCollector, prefix: str = "filter."
 ) -> FeedbackScope:
@@ -47,10 +41,8 @@ def _scope(
         model_versions=tuple(message.model_versions),
         keys=tuple(message.keys),
         sources=sources_of([int(s) for s in message.sources], found, f"{prefix}sources"),
-        start_time=checked_time(message.start_time, f"{prefix}start_time", found)
-        if message.HasField("start_time")
-        else None,
-        end_time=checked_time(message.end_time, f"{prefix}end_time", found) if message.HasField("end_time") else None,
+        start_time=optional_time(message, "start_time", found, path=f"{prefix}start_time"),
+        end_time=optional_time(message, "end_time", found, path=f"{prefix}end_time"),
     )
 
 
@@ -86,8 +78,8 @@ def compare_scope(request: feedback_service_pb2.CompareVersionsRequest) -> Feedb
         project=request.project,
         keys=tuple(request.keys),
         sources=sources_of([int(s) for s in request.sources], found, "sources"),
-        start_time=_optional_time(request, "start_time", "", found),
-        end_time=_optional_time(request, "end_time", "", found),
+        start_time=optional_time(request, "start_time", found),
+        end_time=optional_time(request, "end_time", found),
     )
     found.raise_if_any()
     return scope

@@ -7,14 +7,14 @@ from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import timestamp_of
 from feedback_service.domain.feedback_keys import KeyKind, KeySchema
 from feedback_service.domain.key_schemas import KeySchemaOperations
+from feedback_service.domain.model import enum_member
 
 
 def schema_of(message: pb.FeedbackKey, context: CallContext) -> KeySchema:
-    kind = message.kind if message.kind in KeyKind._value2member_map_ else KeyKind.UNSPECIFIED
     return KeySchema(
         project=context.project(message.project),
         name=message.name,
-        kind=KeyKind(kind),
+        kind=enum_member(KeyKind, message.kind) or KeyKind.UNSPECIFIED,
         description=message.description,
         higher_is_better=message.higher_is_better,
         score_min=message.score_min,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedback_service.domain.model import Source
-from feedback_service.domain.validation import ViolationCollector, check_project
+from feedback_service.domain.validation import ViolationCollector, check_project, check_time_range
 
 
 class GroupField(enum.Enum):
@@ -55,12 +55,14 @@ class FeedbackScope:
 
 def check_scope(scope: FeedbackScope, found: ViolationCollector, *, whole_minutes: bool) -> None:
     check_project(scope.project, found, "filter.project")
-    for name in ("start_time", "end_time"):
-        moment: datetime | None = getattr(scope, name)
-        if whole_minutes and moment is not None and (moment.second or moment.microsecond):
-            found.add(f"filter.{name}", "must be a whole minute: aggregates are kept per minute")
-    if scope.start_time and scope.end_time and scope.start_time >= scope.end_time:
-        found.add("filter.end_time", "must be after start_time (the range is empty or inverted)")
+    check_time_range(
+        scope.start_time,
+        scope.end_time,
+        found,
+        name="filter.end_time",
+        whole_minutes=whole_minutes,
+        names=("filter.start_time", "filter.end_time"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

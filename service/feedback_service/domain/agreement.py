@@ -37,7 +37,8 @@ import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, TypeVar
+from fractions import Fraction
+from typing import Generic, Literal, TypeAlias, TypeVar
 
 R = TypeVar("R", bound=Hashable)
 """A rater id: any hashable value (a user id, an email address, ...)."""
@@ -140,6 +141,56 @@ def krippendorff_alpha_interval(units: Iterable[Mapping[R, float]]) -> Agreement
     ``ValueError`` otherwise. See :func:`_alpha` for the formula.
     """
     return _interval_alpha(_pairable(units))
+
+
+# --- per-item disagreement ---------------------------------------------------------------------
+
+U = TypeVar("U", bound=tuple[str, ...])
+"""A unit id that sorts: e.g. ``(trace_id, span_id)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDisagreement(Generic[U, R, V]):
+    """One unit on which raters gave different values.
+
+    ``disagreement`` is 1 - (ratings of the most common value) / (ratings of the unit): 0.5 for
+    two raters who differ, 2/3 for three raters with three different values, 1/4 for three
+    alike and one different among four. ``ratings`` are ``(rater, value)`` pairs ordered by rater.
+    """
+
+    unit: U
+    disagreement: float
+    rating_count: int
+    distinct_value_count: int
+    ratings: tuple[tuple[R, V], ...]
+
+
+def most_disagreed(units: Mapping[U, Mapping[R, V]], *, limit: int = 10) -> list[ItemDisagreement[U, R, V]]:
+    """The ``limit`` units with the highest disagreement, most first.
+
+    Only units with two or more ratings and at least two distinct values count (a single rating
+    or unanimous raters are no disagreement). Ties go to the unit with more ratings (the same
+    share of dissent among more raters is better established), then to the smaller unit id, so
+    the order is deterministic. Values are compared for equality only (the nominal view): for
+    scores, 4 vs 5 is as much a disagreement as 1 vs 5.
+    """
+    ranked: list[tuple[Fraction, int, U, ItemDisagreement[U, R, V]]] = []
+    for unit, ratings in units.items():
+        m = len(ratings)
+        tally = Counter(ratings.values())
+        if m < 2 or len(tally) < 2:
+            continue
+        share = Fraction(max(tally.values()), m)
+        found = ItemDisagreement(
+            unit=unit,
+            disagreement=float(1 - share),
+            rating_count=m,
+            distinct_value_count=len(tally),
+            ratings=tuple(sorted(ratings.items(), key=lambda pair: str(pair[0]))),
+        )
+        ranked.append((share, -m, unit, found))
+    ranked.sort(key=lambda entry: entry[:3])
+    return [entry[3] for entry in ranked[: max(limit, 0)]]
 
 
 # --- Cohen's kappa ------------------------------------------------------------------------------

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
+from urllib.parse import quote, urlsplit
 
 from feedback_service.domain.model import Source, Thumb
 from feedback_service.domain.validation import ViolationCollector, check_key, check_project
@@ -22,12 +25,40 @@ MIN_LEASE = timedelta(seconds=10)
 MAX_LEASE = timedelta(hours=24)
 DEFAULT_SELECTOR_LIMIT = 1_000
 MAX_SELECTOR_LIMIT = 10_000
+MAX_CONTENT_BYTES = 256 * 1024
+MAX_CONTEXT_NAME = 256
+MAX_TRACE_URL_TEMPLATE = 2048
+TRACE_ID_PLACEHOLDER = "{trace_id}"
+SPAN_ID_PLACEHOLDER = "{span_id}"
 
 
 class ClaimState(enum.Enum):
     CLAIMED = "claimed"
     DONE = "done"
     SKIPPED = "skipped"
+
+
+class ContentFormat(enum.Enum):
+    """How the texts of an item's content are written (the console renders them accordingly)."""
+
+    PLAIN_TEXT = "plain"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemContent:
+    """A snapshot of what reviewers judge: the AI call's input and output, and named context texts."""
+
+    input: str = ""
+    output: str = ""
+    context: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    format: ContentFormat = ContentFormat.PLAIN_TEXT
+
+    def size(self) -> int:
+        """UTF-8 bytes of every text, the measure of MAX_CONTENT_BYTES."""
+        texts = [self.input, self.output, *self.context.keys(), *self.context.values()]
+        return sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +72,18 @@ class Queue:
     reviewers_per_item: int = 1
     lease: timedelta = DEFAULT_LEASE
     create_time: datetime | None = None
+    trace_url_template: str = ""  # e.g. https://tracing.example.com/trace/{trace_id}; empty: no link
 
     def allows(self, reviewer: str) -> bool:
         return not self.reviewers or reviewer in self.reviewers
+
+    def trace_url(self, item: QueueItem) -> str:
+        """The link of ``item`` to its trace, or '' when the queue has no template."""
+        if not self.trace_url_template:
+            return ""
+        return self.trace_url_template.replace(TRACE_ID_PLACEHOLDER, quote(item.trace_id, safe="")).replace(
+            SPAN_ID_PLACEHOLDER, quote(item.span_id, safe="")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +94,7 @@ class QueueItem:
     model_version: str = ""
     item_id: str = ""
     add_time: datetime | None = None
+    content: ItemContent | None = None  # None: no snapshot (reviewers follow the trace link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +183,60 @@ def validate_queue(queue: Queue) -> None:
         found.add("reviewers_per_item", f"must be 1 to {MAX_REVIEWERS_PER_ITEM}")
     if not MIN_LEASE <= queue.lease <= MAX_LEASE:
         found.add("lease", "must be between 10 seconds and 24 hours")
+    if queue.trace_url_template:
+        check_trace_url_template(queue.trace_url_template, found)
     found.raise_if_any()
+
+
+def check_trace_url_template(template: str, found: ViolationCollector) -> None:
+    """An http or https URL with the ``{trace_id}`` placeholder (``{span_id}`` optional)."""
+    name = "trace_url_template"
+    if len(template) > MAX_TRACE_URL_TEMPLATE:
+        found.add(name, f"must be at most {MAX_TRACE_URL_TEMPLATE} characters")
+        return
+    if TRACE_ID_PLACEHOLDER not in template:
+        found.add(
+            name,
+            f"must contain the placeholder {TRACE_ID_PLACEHOLDER}, e.g. https://tracing.example.com/trace/{{trace_id}}",
+        )
+    try:
+        parts = urlsplit(template.replace(TRACE_ID_PLACEHOLDER, "t").replace(SPAN_ID_PLACEHOLDER, "s"))
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        found.add(name, "must be an http:// or https:// URL with a host")
+    elif any(ch.isspace() or ord(ch) < 0x20 for ch in template):
+        found.add(name, "must not contain spaces or control characters")
+
+
+def check_content(content: ItemContent, found: ViolationCollector, name: str) -> None:
+    """Content limits: MAX_CONTENT_BYTES in all, context names 1 to 256 characters, JSON that parses."""
+    size = content.size()
+    if size > MAX_CONTENT_BYTES:
+        found.add(name, f"is {size} bytes; an item's content is at most {MAX_CONTENT_BYTES} bytes (256 KiB)")
+        return
+    for context_name in content.context:
+        if not 1 <= len(context_name) <= MAX_CONTEXT_NAME:
+            found.add(f"{name}.context", f"names must be 1 to {MAX_CONTEXT_NAME} characters")
+            break
+    if content.format is ContentFormat.JSON:
+        for part in ("input", "output"):
+            text = getattr(content, part)
+            if text and not _is_json(text):
+                found.add(f"{name}.{part}", "is not valid JSON (the content's format is CONTENT_FORMAT_JSON)")
+
+
+def _reject_constant(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _is_json(text: str) -> bool:
+    """Strict JSON, as browsers' JSON.parse reads it: no NaN or Infinity; nesting too deep to parse is not JSON."""
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def check_reviewer(reviewer: str, found: ViolationCollector) -> None:

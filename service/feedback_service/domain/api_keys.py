@@ -21,7 +21,7 @@ from typing import Protocol
 from feedback_client.tokens import looks_like_token
 from feedback_service.domain.auth import ALL_SCOPES, Principal, Scope
 from feedback_service.domain.errors import UnauthenticatedError
-from feedback_service.domain.feedback_tokens import TokenAuthority
+from feedback_service.domain.feedback_tokens import TokenAuthority, looks_like_console_link
 
 _KEY = re.compile(r"fbk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 ADMIN_KEY_ID = "bootstrap-admin"
@@ -99,6 +99,17 @@ class Authenticator:
                 raise UnauthenticatedError("this server accepts no feedback tokens")
             claims = self._tokens.verify(bearer)
             return Principal(key_id=f"token:{claims.key_id}", project=claims.project, scopes=frozenset(), token=claims)
+        if looks_like_console_link(bearer):
+            if self._tokens is None:
+                raise UnauthenticatedError("this server accepts no console links")
+            link = self._tokens.verify_console_link(bearer)
+            # A link acts as its reviewer: "link:<reviewer>" is the writer recorded (created_by) and logged.
+            return Principal(
+                key_id=f"link:{link.reviewer}",
+                project=link.project,
+                scopes=frozenset({Scope.READ if link.read else Scope.ANNOTATE}),
+                console=link,
+            )
         presented = secret_sha256(bearer)
         if any(hmac.compare_digest(presented, admin) for admin in self._admin_hashes):
             return Principal(key_id=ADMIN_KEY_ID, project=None, scopes=ALL_SCOPES)

@@ -12,7 +12,8 @@ import enum
 from dataclasses import dataclass
 
 from feedback_client.tokens import TokenClaims
-from feedback_service.domain.errors import PermissionDeniedError
+from feedback_service.domain.errors import OutsideBindingError, PermissionDeniedError
+from feedback_service.domain.feedback_tokens import ConsoleLinkClaims
 
 
 class Scope(enum.Enum):
@@ -28,12 +29,48 @@ ALL_SCOPES = frozenset(Scope)
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated caller. ``project`` None means every project (bootstrap admin, or auth off);
-    ``token`` is set for an end user holding a feedback token (it may only create feedback)."""
+    ``token`` is set for an end user holding a feedback token (it may only create feedback); ``console``
+    for a person holding a console link (bound to a reviewer id and maybe a queue)."""
 
     key_id: str
     project: str | None
     scopes: frozenset[Scope]
     token: TokenClaims | None = None
+    console: ConsoleLinkClaims | None = None
+
+    def reviewer_for(self, requested: str, *, field: str = "reviewer") -> str:
+        """The reviewer a call acts as: a console link's own (empty takes it; another is refused), else
+        the request's."""
+        if self.console is None:
+            return requested
+        if requested and requested != self.console.reviewer:
+            raise OutsideBindingError(
+                field,
+                f"{field}: this console link is reviewer {self.console.reviewer!r}'s; it cannot act as {requested!r}",
+            )
+        return self.console.reviewer
+
+    @property
+    def bound_reviewer(self) -> str | None:
+        """The reviewer a console link binds the call to, or None (an API key: the request says)."""
+        return None if self.console is None else self.console.reviewer
+
+    @property
+    def bound_queue(self) -> str | None:
+        """The queue a console link binds the call to, or None (any queue of the project)."""
+        return (self.console.queue_id or None) if self.console is not None else None
+
+    def queue_for(self, requested: str, *, field: str = "queue_id") -> str:
+        """The queue a call acts on: a bound link's queue (empty takes it; another is refused), else the
+        request's."""
+        bound = self.bound_queue
+        if bound is None:
+            return requested
+        if requested and requested != bound:
+            raise OutsideBindingError(
+                field, f"{field}: this console link is for queue {bound!r}; it cannot act on queue {requested!r}"
+            )
+        return bound
 
     def project_for(self, requested: str) -> str:
         """The project a call acts on, checked against the credential."""

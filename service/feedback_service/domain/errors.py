@@ -80,6 +80,19 @@ class PermissionDeniedError(FeedbackServiceError):
     reason = "PERMISSION_DENIED"
 
 
+class OutsideBindingError(PermissionDeniedError):
+    """A request field outside what the credential is bound to (a console link's reviewer or queue).
+
+    ``field`` is the request field's path; it travels in the ErrorInfo's metadata as ``field``.
+    """
+
+    reason = "OUTSIDE_CREDENTIAL_BINDING"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class FailedPreconditionError(FeedbackServiceError):
     """The server is not set up for this call (e.g. no token secrets configured)."""
 

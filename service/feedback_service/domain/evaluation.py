@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
-import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -21,9 +18,9 @@ from feedback_service.domain.aggregates import (
     GroupKey,
     check_scope,
 )
-from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
-from feedback_service.domain.listing import PageCursor, micros_since_epoch
-from feedback_service.domain.model import Feedback, Source
+from feedback_service.domain.cursor_tokens import PageCursor, decode_position, encode_position
+from feedback_service.domain.listing import micros_since_epoch
+from feedback_service.domain.model import Feedback, Source, enum_member
 from feedback_service.domain.ports import ExportFilter, FeedbackStore
 from feedback_service.domain.statistics import (
     ScoreSummary,
@@ -33,7 +30,7 @@ from feedback_service.domain.statistics import (
     welch_t_test,
     wilson_interval,
 )
-from feedback_service.domain.validation import ViolationCollector, check_project
+from feedback_service.domain.validation import ViolationCollector, check_project, check_time_range
 
 DEFAULT_CHUNK = 1000
 MAX_CHUNK = 10_000
@@ -142,27 +139,17 @@ def check_aggregate_query(query: AggregateQuery) -> None:
 
 
 def encode_cursor(cursor: PageCursor, export_filter: ExportFilter) -> str:
-    payload = json.dumps([1, _export_digest(export_filter), cursor.create_time_us, cursor.feedback_id])
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return encode_position(cursor, _export_digest(export_filter))
 
 
 def decode_cursor(token: str, export_filter: ExportFilter) -> PageCursor | None:
-    if not token:
-        return None
-    try:
-        version, digest, create_time_us, feedback_id = json.loads(
-            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        )
-        valid = version == 1 and isinstance(create_time_us, int) and isinstance(feedback_id, str)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        valid = False
-    if not valid:
-        raise InvalidArgumentError([FieldViolation("cursor", "is not a cursor returned by ExportFeedback")])
-    if digest != _export_digest(export_filter):
-        raise InvalidArgumentError(
-            [FieldViolation("cursor", "was issued for another project or filter; resume with the same filter")]
-        )
-    return PageCursor(create_time_us=create_time_us, feedback_id=feedback_id)
+    return decode_position(
+        token,
+        _export_digest(export_filter),
+        field="cursor",
+        issued_by="ExportFeedback",
+        other_filter="was issued for another project or filter; resume with the same filter",
+    )
 
 
 def _export_digest(export_filter: ExportFilter) -> str:
@@ -176,10 +163,6 @@ class EvaluationOperations:
     def __init__(self, store: FeedbackStore, *, timing: FollowTiming | None = None) -> None:
         self._store = store
         self._timing = timing or FollowTiming()
-
-    async def aggregate(self, query: AggregateQuery) -> list[GroupUpdate]:
-        check_aggregate_query(query)
-        return [GroupUpdate(c.key, stats_of(c)) for c in await self._store.aggregate(query)]
 
     async def stream_aggregates(self, query: AggregateQuery, *, follow: bool) -> AsyncIterator[AggregateEvent]:
         """Snapshot, marker, then (following) changed groups and heartbeats.
@@ -295,12 +278,7 @@ class EvaluationOperations:
                 found.add(name, "is required")
         if version_a and version_a == version_b:
             found.add("version_b", "must differ from version_a")
-        for name in ("start_time", "end_time"):
-            moment: datetime | None = getattr(scope, name)
-            if moment is not None and (moment.second or moment.microsecond):
-                found.add(name, "must be a whole minute: aggregates are kept per minute")
-        if scope.start_time and scope.end_time and scope.start_time >= scope.end_time:
-            found.add("end_time", "must be after start_time (the range is empty or inverted)")
+        check_time_range(scope.start_time, scope.end_time, found, whole_minutes=True)
         found.raise_if_any()
         query = AggregateQuery(
             scope=dataclasses.replace(scope, models=(model,), model_versions=(version_a, version_b)),
@@ -357,8 +335,8 @@ def _compare_key(key: str, counts_a: GroupCounts | None, counts_b: GroupCounts |
 
 
 def sources_of(numbers: list[int], found: ViolationCollector, name: str) -> tuple[Source, ...]:
-    known = set(Source.__members__.values())
-    for number in numbers:
-        if number not in known or number == Source.UNSPECIFIED:
+    sources = [enum_member(Source, number) for number in numbers]
+    for number, source in zip(numbers, sources, strict=True):
+        if source is None or source is Source.UNSPECIFIED:
             found.add(name, f"unknown source {number}")
-    return tuple(Source(n) for n in numbers if n in known and n != Source.UNSPECIFIED)
+    return tuple(source for source in sources if source is not None and source is not Source.UNSPECIFIED)

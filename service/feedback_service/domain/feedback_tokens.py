@@ -1,11 +1,17 @@
-"""End-user feedback tokens on the server: verification (signature, expiry) and the binding rules."""
+"""End-user feedback tokens and console links on the server: minting, verification (signature, expiry)
+and the binding rules.
+
+Both are signed with the token secrets (FEEDBACK_TOKEN_SECRETS): the first signs, all verify, so
+rotating the secrets out revokes both. A console link reads ``fbc1.<payload>.<signature>``, a feedback
+token ``fbt1.<payload>.<signature>``; the signature covers the prefix, so neither passes for the other.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from feedback_client.tokens import (
     DEFAULT_TTL_S,
@@ -13,7 +19,9 @@ from feedback_client.tokens import (
     TokenClaims,
     TokenFormatError,
     mint_feedback_token,
+    open_envelope,
     secret_id,
+    sign_envelope,
     verify_signature,
 )
 from feedback_service.domain.errors import (
@@ -27,6 +35,62 @@ from feedback_service.domain.model import FeedbackInput, Source, ValueKind
 from feedback_service.domain.validation import normalize_span_id, normalize_trace_id
 
 _KIND_NAMES = {ValueKind.THUMB: "thumb", ValueKind.SCORE: "score", ValueKind.LABEL: "label"}
+
+CONSOLE_LINK_PREFIX = "fbc1"
+DEFAULT_CONSOLE_LINK_TTL = timedelta(days=7)
+MAX_CONSOLE_LINK_TTL = timedelta(days=30)
+MAX_REVIEWER = 256
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsoleLinkClaims:
+    """What a console link allows: one reviewer of one project, optionally one queue, reviewing or reading."""
+
+    project: str
+    reviewer: str
+    expire_at: int  # Unix seconds
+    queue_id: str = ""  # empty: every queue of the project
+    read: bool = False  # a read-only dashboard link
+    key_id: str = ""  # which signing secret
+
+
+def looks_like_console_link(credential: str) -> bool:
+    return credential.startswith(CONSOLE_LINK_PREFIX + ".")
+
+
+def sign_console_link(secret: str, claims: ConsoleLinkClaims) -> str:
+    """The link text of ``claims`` signed with ``secret`` (``expire_at`` as given)."""
+    payload = {
+        "kid": secret_id(secret),
+        "prj": claims.project,
+        "rev": claims.reviewer,
+        "q": claims.queue_id,
+        "ro": claims.read,
+        "exp": claims.expire_at,
+    }
+    return sign_envelope(CONSOLE_LINK_PREFIX, secret, payload)
+
+
+def _console_claims(token: str, secrets_by_id: dict[str, str]) -> ConsoleLinkClaims:
+    """The claims of a link signed by one of the secrets; UnauthenticatedError otherwise (expiry unchecked)."""
+    try:
+        payload = open_envelope(CONSOLE_LINK_PREFIX, token, secrets_by_id, what="console link")
+    except TokenFormatError as error:
+        raise UnauthenticatedError(f"malformed console link: {error}") from error
+    except ValueError as error:
+        raise UnauthenticatedError(str(error)) from error
+    key_id = str(payload["kid"])
+    try:
+        return ConsoleLinkClaims(
+            project=str(payload["prj"]),
+            reviewer=str(payload["rev"]),
+            queue_id=str(payload["q"]),
+            read=payload["ro"] is True,
+            expire_at=int(payload["exp"]),
+            key_id=key_id,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise UnauthenticatedError("malformed console link: the payload misses a claim") from error
 
 
 class TokenAuthority:
@@ -79,6 +143,37 @@ class TokenAuthority:
             now=now,
         )
         return token, datetime.fromtimestamp(int(now) + ttl, UTC)
+
+    def mint_console_link(
+        self, *, project: str, reviewer: str, queue_id: str, read: bool, ttl: timedelta | None
+    ) -> tuple[str, datetime]:
+        """A signed console link and when it expires; the caller checked project and queue."""
+        if self._signing is None:
+            raise FailedPreconditionError("this server mints no console links: FEEDBACK_TOKEN_SECRETS is not set")
+        found: list[FieldViolation] = []
+        if not 1 <= len(reviewer) <= MAX_REVIEWER:
+            found.append(
+                FieldViolation("reviewer", f"is required: 1 to {MAX_REVIEWER} characters naming who the link is for")
+            )
+        lifetime = DEFAULT_CONSOLE_LINK_TTL if ttl is None else ttl
+        if not timedelta(0) < lifetime <= MAX_CONSOLE_LINK_TTL:
+            found.append(FieldViolation("ttl", "must be more than 0 and at most 30 days"))
+        if found:
+            raise InvalidArgumentError(found)
+        expire_at = int(time.time() + lifetime.total_seconds())
+        claims = ConsoleLinkClaims(
+            project=project, reviewer=reviewer, queue_id=queue_id, read=read, expire_at=expire_at
+        )
+        return sign_console_link(self._signing, claims), datetime.fromtimestamp(expire_at, UTC)
+
+    def verify_console_link(self, token: str, *, now: float | None = None) -> ConsoleLinkClaims:
+        if not self._by_id:
+            raise UnauthenticatedError("this server accepts no console links: FEEDBACK_TOKEN_SECRETS is not set")
+        claims = _console_claims(token, self._by_id)
+        if (time.time() if now is None else now) >= claims.expire_at:
+            expired = datetime.fromtimestamp(claims.expire_at, UTC).isoformat()
+            raise UnauthenticatedError(f"the console link expired at {expired}; ask for a new one")
+        return claims
 
     def verify(self, token: str, *, now: float | None = None) -> TokenClaims:
         if not self._by_id:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from feedback_service.domain.cursor_tokens import PageCursor, decode_position, encode_position
 from feedback_service.domain.errors import FieldViolation, InvalidArgumentError
 from feedback_service.domain.model import Source
 
@@ -47,14 +46,6 @@ class FeedbackFilter:
         return hashlib.blake2b(json.dumps(parts).encode(), digest_size=8).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class PageCursor:
-    """Position after the last item of a page, in (create_time, feedback_id) descending order."""
-
-    create_time_us: int
-    feedback_id: str
-
-
 def micros_since_epoch(moment: datetime) -> int:
     """Exact microseconds since the Unix epoch (no float rounding)."""
     # The parts of the timedelta: a few times cheaper than dividing it by one microsecond.
@@ -71,22 +62,15 @@ def effective_page_size(requested: int) -> int:
 
 
 def encode_page_token(cursor: PageCursor, list_filter: FeedbackFilter) -> str:
-    payload = json.dumps([1, list_filter.digest(), cursor.create_time_us, cursor.feedback_id])
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return encode_position(cursor, list_filter.digest())
 
 
 def decode_page_token(token: str, list_filter: FeedbackFilter) -> PageCursor | None:
     """The cursor a token stands for; None for an empty token."""
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        version, digest, create_time_us, feedback_id = json.loads(raw)
-        valid = version == 1 and isinstance(create_time_us, int) and isinstance(feedback_id, str)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        valid = False
-    if not valid:
-        raise InvalidArgumentError([FieldViolation("page_token", "is not a token returned by ListFeedback")])
-    if digest != list_filter.digest():
-        raise InvalidArgumentError([FieldViolation("page_token", "was issued for a request with different filters")])
-    return PageCursor(create_time_us=create_time_us, feedback_id=feedback_id)
+    return decode_position(
+        token,
+        list_filter.digest(),
+        field="page_token",
+        issued_by="ListFeedback",
+        other_filter="was issued for a request with different filters",
+    )

@@ -6,6 +6,18 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
+
+EnumT = TypeVar("EnumT", bound=enum.IntEnum)
+
+
+def enum_member(kind: type[EnumT], number: int) -> EnumT | None:
+    """The member of ``kind`` numbered ``number``, or None for a number it does not know (proto enums are
+    open: a newer client may send one). The one way enum numbers from requests are checked."""
+    try:
+        return kind(number)
+    except ValueError:
+        return None
 
 
 class Thumb(enum.IntEnum):

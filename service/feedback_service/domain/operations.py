@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from feedback_service.domain.cursor_tokens import PageCursor
 from feedback_service.domain.errors import (
     AlreadyExistsError,
     FeedbackServiceError,
@@ -19,7 +20,6 @@ from feedback_service.domain.fingerprint import create_fingerprint
 from feedback_service.domain.key_schemas import KeySchemaRegistry
 from feedback_service.domain.listing import (
     FeedbackFilter,
-    PageCursor,
     decode_page_token,
     effective_page_size,
     encode_page_token,
@@ -32,6 +32,7 @@ from feedback_service.domain.validation import (
     ViolationCollector,
     check_feedback_id,
     check_project,
+    check_time_range,
     normalize_trace_id,
     validate_new_feedback,
 )
@@ -125,8 +126,7 @@ class FeedbackOperations:
         """A page of feedback, newest first, and the token of the next page ('' at the end)."""
         found = ViolationCollector()
         check_project(list_filter.project, found)
-        if list_filter.start_time and list_filter.end_time and list_filter.start_time >= list_filter.end_time:
-            found.add("end_time", "must be after start_time")
+        check_time_range(list_filter.start_time, list_filter.end_time, found)
         found.raise_if_any()
         list_filter = dataclasses.replace(list_filter, trace_id=normalize_trace_id(list_filter.trace_id))
         limit = effective_page_size(page_size)

@@ -10,7 +10,8 @@ from typing import Protocol
 
 from feedback_service.domain.aggregates import AggregateQuery, FeedbackScope, GroupCounts
 from feedback_service.domain.changes import ChangeFeed
-from feedback_service.domain.listing import FeedbackFilter, PageCursor
+from feedback_service.domain.cursor_tokens import PageCursor
+from feedback_service.domain.listing import FeedbackFilter
 from feedback_service.domain.model import Feedback
 
 # Given the current revision, the next one (raise a FeedbackServiceError to refuse).

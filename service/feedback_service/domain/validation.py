@@ -31,7 +31,6 @@ MAX_SPAN_ID = 128
 MAX_SESSION_ID = 128
 MAX_MODEL = 256
 MAX_MODEL_VERSION = 128
-MAX_KEY = 64
 MAX_LABEL = 256
 MAX_COMMENT = 10_000
 MAX_CORRECTION = 100_000
@@ -75,6 +74,25 @@ class ViolationCollector:
     def raise_if_any(self) -> None:
         if self.violations:
             raise InvalidArgumentError(self.violations)
+
+
+def check_time_range(
+    start: datetime | None,
+    end: datetime | None,
+    found: ViolationCollector,
+    *,
+    name: str = "end_time",
+    whole_minutes: bool = False,
+    names: tuple[str, str] = ("start_time", "end_time"),
+) -> None:
+    """The one check of a [start, end) range: not empty or inverted, and with ``whole_minutes`` both bounds
+    on a minute (aggregates are kept per minute). ``names`` are the bounds' field paths."""
+    if whole_minutes:
+        for path, moment in zip(names, (start, end), strict=True):
+            if moment is not None and (moment.second or moment.microsecond):
+                found.add(path, "must be a whole minute: aggregates are kept per minute")
+    if start is not None and end is not None and start >= end:
+        found.add(name, "must be after start_time (the range is empty or inverted)")
 
 
 def check_project(project: str, found: ViolationCollector, name: str = "project") -> None:

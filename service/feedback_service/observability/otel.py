@@ -26,7 +26,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from opentelemetry.util.types import AttributeValue
 
 from feedback_service import __version__
-from feedback_service.config import ConfigError
+from feedback_service.config_errors import ConfigError
 
 __all__ = ["Tracing", "current_ids"]
 

@@ -33,7 +33,7 @@ def build_tracing(mode: str, *, provider: TracerProvider | None = None) -> Traci
     try:
         from feedback_service.observability import otel  # noqa: PLC0415  # OpenTelemetry only when tracing is on
     except ImportError as error:
-        from feedback_service.config import ConfigError  # noqa: PLC0415  # config imports the store: no cycle here
+        from feedback_service.config_errors import ConfigError  # noqa: PLC0415
 
         raise ConfigError(
             f"FEEDBACK_TRACING={mode} needs the OpenTelemetry SDK: pip install 'feedback-service[tracing]' ({error})"

@@ -9,25 +9,38 @@ from typing import Any
 from feedback_service.domain.annotation import (
     Claim,
     ClaimState,
+    ContentFormat,
     FeedbackSelector,
+    ItemContent,
     Queue,
     QueueItem,
     Rating,
     item_id_of,
 )
-from feedback_service.domain.listing import micros_since_epoch
 from feedback_service.domain.model import Source, Thumb
 from feedback_service.store.engine import ClickHouseEngine
+from feedback_service.store.query_params import time_range
 
 _QUEUE_COLUMNS = [
     "project", "queue_id", "name", "keys", "instructions", "reviewers", "reviewers_per_item", "lease_ms", "create_time",
+    "trace_url_template",
 ]  # fmt: skip
-_ITEM_COLUMNS = ["project", "queue_id", "item_id", "trace_id", "span_id", "model", "model_version", "add_time"]
+_ITEM_COLUMNS = [
+    "project", "queue_id", "item_id", "trace_id", "span_id", "model", "model_version", "add_time",
+    "content_format", "content_input", "content_output", "content_context",
+]  # fmt: skip
 _CLAIM_COLUMNS = [
     "project", "queue_id", "item_id", "reviewer", "claim_id", "state", "lease_expire_time", "update_time",
 ]  # fmt: skip
 _IN_QUEUE = "project = {project:String} AND queue_id = {queue_id:String}"
+# Claims read every item of a queue: without content, which only the one claimed item needs.
 _SELECT_ITEMS = "SELECT item_id, trace_id, span_id, model, model_version, add_time FROM queue_items FINAL"
+_SELECT_ITEM_WITH_CONTENT = (
+    "SELECT item_id, trace_id, span_id, model, model_version, add_time, "
+    "content_format, content_input, content_output, content_context FROM queue_items FINAL"
+)
+_FORMAT_NAMES = {ContentFormat.PLAIN_TEXT: "plain", ContentFormat.MARKDOWN: "markdown", ContentFormat.JSON: "json"}
+_FORMATS = {name: kind for kind, name in _FORMAT_NAMES.items()}
 _SOURCE_NAMES = {Source.USER: "user", Source.REVIEWER: "reviewer", Source.AUTOMATED: "automated"}
 _THUMB_NAMES = {Thumb.UP: "up", Thumb.DOWN: "down"}
 
@@ -37,7 +50,7 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _queue_of(row: Sequence[Any]) -> Queue:
-    project, queue_id, name, keys, instructions, reviewers, per_item, lease_ms, created = row
+    project, queue_id, name, keys, instructions, reviewers, per_item, lease_ms, created, trace_url_template = row
     return Queue(
         project=project,
         queue_id=queue_id,
@@ -48,11 +61,12 @@ def _queue_of(row: Sequence[Any]) -> Queue:
         reviewers_per_item=int(per_item),
         lease=timedelta(milliseconds=int(lease_ms)),
         create_time=_utc(created),
+        trace_url_template=trace_url_template,
     )
 
 
 def _item_of(row: Sequence[Any]) -> QueueItem:
-    item_id, trace_id, span_id, model, model_version, added = row
+    item_id, trace_id, span_id, model, model_version, added, *content = row
     return QueueItem(
         item_id=item_id,
         trace_id=trace_id,
@@ -60,7 +74,28 @@ def _item_of(row: Sequence[Any]) -> QueueItem:
         model=model,
         model_version=model_version,
         add_time=_utc(added),
+        content=_content_of(*content) if content else None,
     )
+
+
+def _content_of(kind: str, input_text: str, output: str, context: dict[str, str]) -> ItemContent | None:
+    if kind == "none":
+        return None
+    return ItemContent(input=input_text, output=output, context=dict(context), format=_FORMATS[kind])
+
+
+def _item_row(project: str, queue_id: str, item: QueueItem) -> list[Any]:
+    """The row of ``_ITEM_COLUMNS``; an item without content has format 'none'."""
+    content = item.content
+    kind, input_text, output, context = (
+        ("none", "", "", {})
+        if content is None
+        else (_FORMAT_NAMES[content.format], content.input, content.output, dict(content.context))
+    )
+    return [
+        project, queue_id, item.item_id, item.trace_id, item.span_id, item.model, item.model_version, item.add_time,
+        kind, input_text, output, context,
+    ]  # fmt: skip
 
 
 def _claim_of(row: Sequence[Any]) -> Claim:
@@ -86,6 +121,7 @@ class ClickHouseAnnotationStore:
         row = [
             queue.project, queue.queue_id, queue.name, list(queue.keys), queue.instructions, list(queue.reviewers),
             queue.reviewers_per_item, int(queue.lease.total_seconds() * 1000), queue.create_time,
+            queue.trace_url_template,
         ]  # fmt: skip
         await self._insert("annotation_queues", [row], _QUEUE_COLUMNS)
 
@@ -114,16 +150,15 @@ class ClickHouseAnnotationStore:
         return [_item_of(row) for row in rows]
 
     async def item(self, project: str, queue_id: str, item_id: str) -> QueueItem | None:
+        """One item with its content."""
         rows = await self._rows(
-            f"{_SELECT_ITEMS} WHERE {_IN_QUEUE} AND item_id = {{item_id:String}}",
+            f"{_SELECT_ITEM_WITH_CONTENT} WHERE {_IN_QUEUE} AND item_id = {{item_id:String}}",
             {"project": project, "queue_id": queue_id, "item_id": item_id},
         )
         return _item_of(rows[0]) if rows else None
 
     async def add_items(self, project: str, queue_id: str, items: Sequence[QueueItem]) -> None:
-        rows = [
-            [project, queue_id, i.item_id, i.trace_id, i.span_id, i.model, i.model_version, i.add_time] for i in items
-        ]
+        rows = [_item_row(project, queue_id, item) for item in items]
         await self._insert("queue_items", rows, _ITEM_COLUMNS)
 
     async def traces_matching(self, project: str, selector: FeedbackSelector) -> list[QueueItem]:
@@ -140,12 +175,7 @@ class ClickHouseAnnotationStore:
         if selector.source is not Source.UNSPECIFIED:
             conditions.append("source = {source:String}")
             parameters["source"] = _SOURCE_NAMES[selector.source]
-        if selector.start_time is not None:
-            conditions.append("create_time >= fromUnixTimestamp64Micro({start_us:Int64}, 'UTC')")
-            parameters["start_us"] = micros_since_epoch(selector.start_time)
-        if selector.end_time is not None:
-            conditions.append("create_time < fromUnixTimestamp64Micro({end_us:Int64}, 'UTC')")
-            parameters["end_us"] = micros_since_epoch(selector.end_time)
+        conditions += time_range("create_time", selector.start_time, selector.end_time, parameters)
         rows = await self._rows(
             "SELECT trace_id, span_id, any(model), any(model_version), max(create_time) AS latest "
             f"FROM feedback FINAL WHERE {' AND '.join(conditions)} "
@@ -199,12 +229,7 @@ class ClickHouseAnnotationStore:
                 "WHERE project = {project:String} AND queue_id = {queue_id:String})"
             )
             parameters["queue_id"] = queue_id
-        if start_time is not None:
-            conditions.append("create_time >= fromUnixTimestamp64Micro({start_us:Int64}, 'UTC')")
-            parameters["start_us"] = micros_since_epoch(start_time)
-        if end_time is not None:
-            conditions.append("create_time < fromUnixTimestamp64Micro({end_us:Int64}, 'UTC')")
-            parameters["end_us"] = micros_since_epoch(end_time)
+        conditions += time_range("create_time", start_time, end_time, parameters)
         # The latest feedback of an author on a unit is their rating (a reviewer may correct themselves).
         rows = await self._rows(
             "SELECT key, trace_id, span_id, author, argMax(value_kind, create_time), argMax(thumb, create_time), "

@@ -7,7 +7,8 @@ tables), one insert for everything written since its last one. Under load, one d
 
 What readers rely on:
 - ``wait_until_derived(seq)``: reads of derived tables (aggregates, exports) first wait for every write
-  acknowledged before them, so a caller reads its own writes.
+  acknowledged before them, so a caller reads its own writes. A waiting reader makes the deriver go at
+  once; otherwise it waits DERIVE_DELAY_S for more writes to share the derive.
 - A derive that fails may have fed some views and not others: it is never retried as it was. The store
   repairs instead (the difference-based check of :mod:`derived_repair`, which covers every pending write),
   with its writer paused.
@@ -18,6 +19,7 @@ What readers rely on:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +39,10 @@ CHANGES_TABLE = "feedback_changes"
 CHECKPOINT_INTERVAL_S = 60.0
 # A reader waits at most this long for the deriver before its read fails as unavailable.
 WAIT_LIMIT_S = 30.0
+# After a write, the deriver waits this long for more before it derives (unless a reader is waiting or
+# much is pending): every derive costs a part write per view however few its rows, and the merges after.
+DERIVE_DELAY_S = 0.2
+DERIVE_NOW_ROWS = 10_000
 # The views in parallel; no in-block merge (reads are correct before merges anyway); on a cluster, through
 # the Distributed table to the shards before returning: readers are released when the insert returns.
 _INSERT_SETTINGS = {"parallel_view_processing": 1, "optimize_on_insert": 0, **SYNCHRONOUS_INSERT}
@@ -80,6 +86,8 @@ class Deriver:
         self.derived_seq = 0
         self.failed = False  # a derive failed: the store must repair before anything else is derived
         self._wakeup = asyncio.Event()
+        self._urgent = asyncio.Event()  # a reader waits, or the store closes: derive without delay
+        self._pending_rows = 0
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._checkpoint_due = time.monotonic() + CHECKPOINT_INTERVAL_S
@@ -91,6 +99,9 @@ class Deriver:
         """Queue a flush's stored rows; returns the sequence number that ``wait_until_derived`` takes."""
         self.submitted_seq += 1
         self._pending.append(_Written(self.submitted_seq, rows, projects, started))
+        self._pending_rows += len(rows)
+        if self._pending_rows >= DERIVE_NOW_ROWS:
+            self._urgent.set()
         self._wakeup.set()
         return self.submitted_seq
 
@@ -99,6 +110,7 @@ class Deriver:
         target = self.submitted_seq if seq is None else seq
         if self.derived_seq >= target:
             return
+        self._urgent.set()
         async with self._progress:
             await asyncio.wait_for(self._progress.wait_for(lambda: self.derived_seq >= target), WAIT_LIMIT_S)
 
@@ -112,6 +124,7 @@ class Deriver:
         projects: set[str] = set()
         while self._pending:
             projects |= self._pending.popleft().projects
+        self._pending_rows = 0
         return self.submitted_seq, projects
 
     async def mark_derived(self, seq: int, projects: set[str]) -> None:
@@ -140,6 +153,9 @@ class Deriver:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), DERIVE_DELAY_S)
+            self._urgent.clear()
             while self._pending and not self.failed:
                 batch = list(self._pending)
                 await self._derive(batch)
@@ -167,5 +183,5 @@ class Deriver:
         if checkpoint_due:
             self._checkpoint_due = time.monotonic() + CHECKPOINT_INTERVAL_S
         for _ in batch:
-            self._pending.popleft()
+            self._pending_rows -= len(self._pending.popleft().rows)
         await self._advance(last.seq, set().union(*(written.projects for written in batch)))

@@ -28,9 +28,9 @@ import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
-from feedback_service.domain.call_context import call_deadline
 from feedback_service.domain.errors import DeadlineExceededError, StoreInUseError, StoreUnavailableError
 from feedback_service.store import data_dir_lock
+from feedback_service.store.deadline import call_deadline
 
 if TYPE_CHECKING:
     from feedback_service.observability.metrics import ServerMetrics

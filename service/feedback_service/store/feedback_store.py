@@ -26,8 +26,9 @@ from feedback_service.domain.aggregates import (
     TimeBucket,
 )
 from feedback_service.domain.changes import ChangeFeed
+from feedback_service.domain.cursor_tokens import PageCursor
 from feedback_service.domain.errors import FeedbackServiceError, StoreUnavailableError
-from feedback_service.domain.listing import FeedbackFilter, PageCursor, micros_since_epoch
+from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
 from feedback_service.domain.model import Feedback
 from feedback_service.domain.ports import Change, CreateOutcome, ExportFilter, NewFeedback
 from feedback_service.domain.write_plan import Command, Create, Delete, Outcome, Update, VoteKey, WritePlan
@@ -43,6 +44,7 @@ from feedback_service.store.derived_repair import (
 )
 from feedback_service.store.deriver import Deriver, DeriveRows, insert_changes
 from feedback_service.store.engine import ClickHouseEngine
+from feedback_service.store.query_params import time_range
 from feedback_service.store.rows import (
     COLUMN_NAMES,
     COLUMN_TYPES,
@@ -99,7 +101,7 @@ _BUCKET_EXPRESSIONS = {
 
 InsertRows = Callable[[Client, list[list[Any]]], None]
 # After a failed derive or insert, the store repairs; while the database refuses, it tries again this often.
-REPAIR_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+REPAIR_RETRY_S = (0.2, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,12 +364,7 @@ def _scope_conditions(scope: FeedbackScope, time_column: str) -> tuple[list[str]
     if scope.sources:
         conditions.append("CAST(source, 'String') IN {sources:Array(String)}")
         parameters["sources"] = [source_name(source) for source in scope.sources]
-    if scope.start_time is not None:
-        conditions.append(f"{time_column} >= fromUnixTimestamp64Micro({{start_us:Int64}}, 'UTC')")
-        parameters["start_us"] = micros_since_epoch(scope.start_time)
-    if scope.end_time is not None:
-        conditions.append(f"{time_column} < fromUnixTimestamp64Micro({{end_us:Int64}}, 'UTC')")
-        parameters["end_us"] = micros_since_epoch(scope.end_time)
+    conditions += time_range(time_column, scope.start_time, scope.end_time, parameters)
     return conditions, parameters
 
 
@@ -485,12 +482,7 @@ def _list_query(list_filter: FeedbackFilter, after: PageCursor | None, limit: in
     if list_filter.source is not None:
         conditions.append("source = {source:String}")
         parameters["source"] = source_name(list_filter.source)
-    if list_filter.start_time is not None:
-        conditions.append("create_time >= fromUnixTimestamp64Micro({start_us:Int64}, 'UTC')")
-        parameters["start_us"] = micros_since_epoch(list_filter.start_time)
-    if list_filter.end_time is not None:
-        conditions.append("create_time < fromUnixTimestamp64Micro({end_us:Int64}, 'UTC')")
-        parameters["end_us"] = micros_since_epoch(list_filter.end_time)
+    conditions += time_range("create_time", list_filter.start_time, list_filter.end_time, parameters)
     if after is not None:
         conditions.append(
             "(create_time, feedback_id) < (fromUnixTimestamp64Micro({after_us:Int64}, 'UTC'), {after_id:String})"

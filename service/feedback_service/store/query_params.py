@@ -10,8 +10,12 @@ exactly what clickhouse-connect produces for the list (a test compares the two).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from clickhouse_connect.driver.binding import must_escape
+
+from feedback_service.domain.listing import micros_since_epoch
 
 _ESCAPES = str.maketrans({char: "\\" + char for char in must_escape})
 
@@ -31,3 +35,16 @@ class StringArray:
 
     def __repr__(self) -> str:
         return f"StringArray({self.count} values)"
+
+
+def time_range(column: str, start: datetime | None, end: datetime | None, parameters: dict[str, Any]) -> list[str]:
+    """The one SQL fragment of a half-open time range [start, end) on ``column`` (an allow-listed column
+    name, never user text); adds the bounds to ``parameters`` as typed Int64 microseconds."""
+    conditions: list[str] = []
+    if start is not None:
+        conditions.append(f"{column} >= fromUnixTimestamp64Micro({{start_us:Int64}}, 'UTC')")
+        parameters["start_us"] = micros_since_epoch(start)
+    if end is not None:
+        conditions.append(f"{column} < fromUnixTimestamp64Micro({{end_us:Int64}}, 'UTC')")
+        parameters["end_us"] = micros_since_epoch(end)
+    return conditions

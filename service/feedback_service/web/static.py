@@ -2,7 +2,9 @@
 
 ``ROUTES`` is the one table of what is served: a URL path, the file under the directory that serves
 it, its content type and its caching. A route whose file is not there is not served (404), so the
-directory can fill in later: the browser SDK bundle (``feedback-web.js``) and the console.
+directory can fill in later: the browser SDK bundle (``feedback-web.js``) and the reviewer console
+(``console/``: index.html at ``/``, its script and style sheet under ``/console/``), both built from
+clients/js and committed.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"  # cached, but checked (ETag) before each use: a new release shows at once
 
-# Pages of the console: scripts, styles and connections only from the service itself.
+# Pages of the console: scripts, styles and connections only from the service itself; no inline script,
+# no inline style (nor style attributes), and every DOM sink that parses HTML refused (trusted types
+# required, no policy may be made), so text the console shows can never turn into markup or script.
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "require-trusted-types-for 'script'; trusted-types 'none'"
 )
 
 
@@ -38,7 +43,10 @@ class Route:
 
 ROUTES = (
     Route("/sdk/feedback-web.js", "feedback-web.js", "text/javascript; charset=utf-8", IMMUTABLE, cross_origin=True),
-    Route("/", "index.html", "text/html; charset=utf-8", REVALIDATE),
+    # The reviewer console and dashboard; its page routes live in the URL fragment, so / is its only page.
+    Route("/", "console/index.html", "text/html; charset=utf-8", REVALIDATE),
+    Route("/console/console.js", "console/console.js", "text/javascript; charset=utf-8", REVALIDATE),
+    Route("/console/console.css", "console/console.css", "text/css; charset=utf-8", REVALIDATE),
 )
 
 

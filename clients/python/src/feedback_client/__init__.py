@@ -8,6 +8,7 @@ from feedback_client.batching import BatchingOptions, BatchStats
 from feedback_client.builders import FeedbackContext, comment, correct, label, score, thumbs_down, thumbs_up
 from feedback_client.client import FeedbackClient
 from feedback_client.connection import Connection, Deadlines
+from feedback_client.console_links import ConsoleLink
 from feedback_client.errors import FeedbackError, FieldViolation
 from feedback_client.retry import RetryPolicy
 from feedback_client.sync_client import SyncFeedbackClient
@@ -22,6 +23,7 @@ __all__ = [
     "BatchStats",
     "BatchingOptions",
     "Connection",
+    "ConsoleLink",
     "Deadlines",
     "Feedback",
     "FeedbackClient",

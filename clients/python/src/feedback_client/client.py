@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
@@ -14,6 +15,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from feedback_client import builders
 from feedback_client.batching import BackgroundBatcher, BatchingOptions, BatchStats
 from feedback_client.connection import DEFAULT_TARGET, Connection, Deadlines
+from feedback_client.console_links import ConsoleLink
 from feedback_client.errors import FeedbackError
 from feedback_client.retry import (
     IDEMPOTENT_RETRY_CODES,
@@ -21,7 +23,7 @@ from feedback_client.retry import (
     RetryPolicy,
     call_with_retry,
 )
-from feedback_client.streams import remember_cursor, resumable
+from feedback_client.streams import ReconnectHandler, remember_cursor, resumable
 from feedback_proto.v1 import (
     annotation_pb2,
     annotation_pb2_grpc,
@@ -280,12 +282,16 @@ class FeedbackClient:
         *,
         timeout_s: float | None = _UNSET,
         resume: bool = True,
+        on_reconnect: ReconnectHandler | None = None,
     ) -> AsyncIterator[feedback_service_pb2.StreamAggregatesResponse]:
         """Aggregates per group: the snapshot, a SnapshotComplete marker, then (with follow) updates.
 
         With ``resume`` (the default), a stream broken by a transient failure (e.g. a server restart)
         is reopened with backoff; the new stream starts with a fresh snapshot followed by a new
         SnapshotComplete. Groups carry totals, not deltas, so the latest message per group is right.
+        A following stream that has worked keeps reconnecting (UNAVAILABLE when its server shuts down)
+        until it is closed; ``on_reconnect(error, delay_s)`` is told of each reconnection (default: a
+        warning on the ``feedback_client.streams`` logger).
         """
         stream_request = feedback_service_pb2.StreamAggregatesRequest()
         stream_request.CopyFrom(request)
@@ -293,7 +299,9 @@ class FeedbackClient:
             stream_request.filter.project = self._project
         timeout = self._connection.deadlines.stream_s if timeout_s is _UNSET else timeout_s
         opener = self._opener(self._stub.StreamAggregates, timeout)
-        async for message in resumable(opener, stream_request, self.retry if resume else None):
+        retry = self.retry if resume else None
+        follow = stream_request.follow
+        async for message in resumable(opener, stream_request, retry, follow=follow, on_reconnect=on_reconnect):
             yield message
 
     async def export(
@@ -302,11 +310,12 @@ class FeedbackClient:
         *,
         timeout_s: float | None = _UNSET,
         resume: bool = True,
+        on_reconnect: ReconnectHandler | None = None,
     ) -> AsyncIterator[feedback_service_pb2.ExportFeedbackResponse]:
         """Chunks of raw feedback, each with the cursor to resume after it.
 
         With ``resume`` (the default), a transient failure reopens the export from the last cursor
-        received, so no chunk is repeated or skipped.
+        received, so no chunk is repeated or skipped; with ``follow``, as for ``stream_aggregates``.
         """
         export_request = feedback_service_pb2.ExportFeedbackRequest()
         export_request.CopyFrom(request)
@@ -314,7 +323,11 @@ class FeedbackClient:
             export_request.filter.project = self._project
         timeout = self._connection.deadlines.stream_s if timeout_s is _UNSET else timeout_s
         opener = self._opener(self._stub.ExportFeedback, timeout)
-        async for chunk in resumable(opener, export_request, self.retry if resume else None, remember_cursor):
+        retry = self.retry if resume else None
+        follow = export_request.follow
+        async for chunk in resumable(
+            opener, export_request, retry, remember_cursor, follow=follow, on_reconnect=on_reconnect
+        ):
             yield chunk
 
     def _opener(self, method: Callable[..., Any], timeout_s: float | None) -> Callable[[Any], Any]:
@@ -351,19 +364,34 @@ class FeedbackClient:
     async def create_api_key(
         self, request: api_keys_pb2.CreateApiKeyRequest, *, timeout_s: float | None = _UNSET
     ) -> api_keys_pb2.CreateApiKeyResponse:
-        """Create a key (admin scope). Not retried: a lost response would leave a second key."""
+        """Create a key (admin scope); the response holds the key, shown only now.
+
+        An empty project is the client's. Not retried: a lost response would leave a second key.
+        """
+        scoped = api_keys_pb2.CreateApiKeyRequest()
+        scoped.CopyFrom(request)
+        scoped.project = scoped.project or self._project
         return await self._call(
-            self._keys_stub.CreateApiKey, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
+            self._keys_stub.CreateApiKey, scoped, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
         )
 
     async def list_api_keys(
-        self, request: api_keys_pb2.ListApiKeysRequest, *, timeout_s: float | None = _UNSET
+        self, request: api_keys_pb2.ListApiKeysRequest | None = None, *, timeout_s: float | None = _UNSET
     ) -> api_keys_pb2.ListApiKeysResponse:
-        return await self._call(self._keys_stub.ListApiKeys, request, self._unary_timeout(timeout_s))
+        """A project's keys, active and revoked, without their secrets (admin scope); default: the client's project."""
+        scoped = api_keys_pb2.ListApiKeysRequest()
+        if request is not None:
+            scoped.CopyFrom(request)
+        scoped.project = scoped.project or self._project
+        return await self._call(self._keys_stub.ListApiKeys, scoped, self._unary_timeout(timeout_s))
 
-    async def revoke_api_key(self, key_id: str, *, timeout_s: float | None = _UNSET) -> None:
+    async def revoke_api_key(self, key_id: str, *, timeout_s: float | None = _UNSET) -> api_keys_pb2.ApiKey:
+        """Revoke a key by its id (admin scope); returns its record. An unknown id is NOT_FOUND."""
         request = api_keys_pb2.RevokeApiKeyRequest(key_id=key_id)
-        await self._call(self._keys_stub.RevokeApiKey, request, self._unary_timeout(timeout_s))
+        response: api_keys_pb2.RevokeApiKeyResponse = await self._call(
+            self._keys_stub.RevokeApiKey, request, self._unary_timeout(timeout_s)
+        )
+        return response.api_key
 
     # ---- FeedbackKeyService: key schemas -------------------------------------------------------
 
@@ -501,6 +529,43 @@ class FeedbackClient:
         request = annotation_pb2.SkipItemRequest(project=project or self._project, queue_id=queue_id, claim_id=claim_id)
         await self._call(
             self._review_stub.SkipItem, request, self._unary_timeout(timeout_s), NON_IDEMPOTENT_RETRY_CODES
+        )
+
+    async def get_item_context(
+        self, queue_id: str, claim_id: str, *, project: str = "", timeout_s: float | None = _UNSET
+    ) -> annotation_pb2.GetItemContextResponse:
+        """The claimed item (content, trace link) and end users' feedback on its trace; for the claim's holder."""
+        request = annotation_pb2.GetItemContextRequest(
+            project=project or self._project, queue_id=queue_id, claim_id=claim_id
+        )
+        return await self._call(self._review_stub.GetItemContext, request, self._unary_timeout(timeout_s))
+
+    async def create_console_link(
+        self,
+        *,
+        project: str = "",
+        reviewer: str,
+        queue: str | None = None,
+        read: bool = False,
+        ttl: timedelta = timedelta(days=7),
+        timeout_s: float | None = _UNSET,
+    ) -> ConsoleLink:
+        """A signed, expiring link to the web console for one person (needs the annotate or admin scope).
+
+        ``reviewer``: who the link is for; a reviewing link claims and submits as this reviewer only.
+        ``queue``: bind the link to one queue. ``read``: a read-only dashboard link. ``ttl``: at most 30 days.
+        """
+        request = annotation_pb2.CreateConsoleLinkRequest(
+            project=project or self._project, reviewer=reviewer, queue_id=queue or "", read=read
+        )
+        request.ttl.FromTimedelta(ttl)
+        response: annotation_pb2.CreateConsoleLinkResponse = await self._call(
+            self._review_stub.CreateConsoleLink, request, self._unary_timeout(timeout_s)
+        )
+        return ConsoleLink(
+            url=response.url,
+            token=response.token,
+            expire_time=response.expire_time.ToDatetime(tzinfo=UTC),
         )
 
     async def get_agreement(

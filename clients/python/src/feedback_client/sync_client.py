@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypedDict, TypeVar, Unpack
 
@@ -12,6 +13,7 @@ from feedback_client import builders
 from feedback_client.batching import BatchingOptions, BatchStats
 from feedback_client.client import FeedbackClient
 from feedback_client.connection import DEFAULT_TARGET, Deadlines
+from feedback_client.console_links import ConsoleLink
 from feedback_client.errors import FeedbackError
 from feedback_client.loop_thread import LoopThread
 from feedback_client.retry import RetryPolicy
@@ -138,11 +140,13 @@ class SyncFeedbackClient:
     ) -> api_keys_pb2.CreateApiKeyResponse:
         return self._thread.run(self._client.create_api_key(request, **call))
 
-    def list_api_keys(self, request: api_keys_pb2.ListApiKeysRequest, **call: Any) -> api_keys_pb2.ListApiKeysResponse:
+    def list_api_keys(
+        self, request: api_keys_pb2.ListApiKeysRequest | None = None, **call: Any
+    ) -> api_keys_pb2.ListApiKeysResponse:
         return self._thread.run(self._client.list_api_keys(request, **call))
 
-    def revoke_api_key(self, key_id: str, **call: Any) -> None:
-        self._thread.run(self._client.revoke_api_key(key_id, **call))
+    def revoke_api_key(self, key_id: str, **call: Any) -> api_keys_pb2.ApiKey:
+        return self._thread.run(self._client.revoke_api_key(key_id, **call))
 
     # FeedbackKeyService
     def create_feedback_key(
@@ -189,6 +193,24 @@ class SyncFeedbackClient:
 
     def skip_item(self, queue_id: str, claim_id: str, **call: Any) -> None:
         self._thread.run(self._client.skip_item(queue_id, claim_id, **call))
+
+    def get_item_context(self, queue_id: str, claim_id: str, **call: Any) -> annotation_pb2.GetItemContextResponse:
+        return self._thread.run(self._client.get_item_context(queue_id, claim_id, **call))
+
+    def create_console_link(
+        self,
+        *,
+        project: str = "",
+        reviewer: str,
+        queue: str | None = None,
+        read: bool = False,
+        ttl: timedelta = timedelta(days=7),
+        **call: Any,
+    ) -> ConsoleLink:
+        link = self._client.create_console_link(
+            project=project, reviewer=reviewer, queue=queue, read=read, ttl=ttl, **call
+        )
+        return self._thread.run(link)
 
     def get_agreement(
         self, request: annotation_pb2.GetAgreementRequest, **call: Any

@@ -69,6 +69,37 @@ def _signature(secret: str, signed: str) -> str:
     return _b64(hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest())
 
 
+def sign_envelope(prefix: str, secret: str, payload: dict[str, Any]) -> str:
+    """``<prefix>.<payload>.<signature>``: the payload as compact, key-sorted JSON in base64url, signed with
+    HMAC-SHA256 over ``<prefix>.<payload>`` (the prefix is signed too, so one kind never passes for
+    another). The one envelope of feedback tokens and console links."""
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    signed = f"{prefix}.{body}"
+    return f"{signed}.{_signature(secret, signed)}"
+
+
+def open_envelope(prefix: str, token: str, secrets_by_id: dict[str, str], *, what: str) -> dict[str, Any]:
+    """The payload of an envelope signed by one of the secrets (by the payload's ``kid``). Raises
+    TokenFormatError when it is not a well-formed ``prefix`` envelope, ValueError when the secret is
+    unknown or the signature does not match; ``what`` names the credential in the messages."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != prefix:
+        raise TokenFormatError(f"not a {what} (expected {prefix}.<payload>.<signature>)")
+    try:
+        payload = json.loads(_unb64(parts[1]))
+        key_id = str(payload["kid"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise TokenFormatError(f"the {what} payload is not readable") from error
+    secret = secrets_by_id.get(key_id)
+    if secret is None:
+        raise ValueError(f"the {what} was signed with a secret this server does not accept (rotated out?)")
+    if not hmac.compare_digest(_signature(secret, f"{prefix}.{parts[1]}"), parts[2]):
+        raise ValueError(f"the {what} signature is invalid: it was altered or signed with another secret")
+    if not isinstance(payload, dict):
+        raise TokenFormatError(f"the {what} payload is not readable")
+    return payload
+
+
 def mint_feedback_token(
     secret: str,
     *,
@@ -104,9 +135,7 @@ def mint_feedback_token(
         "kinds": list(value_kinds),
         "exp": issued + ttl_s,
     }
-    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-    signed = f"{PREFIX}.{body}"
-    return f"{signed}.{_signature(secret, signed)}"
+    return sign_envelope(PREFIX, secret, payload)
 
 
 def looks_like_token(credential: str) -> bool:
@@ -118,19 +147,8 @@ def verify_signature(token: str, secrets_by_id: dict[str, str]) -> TokenClaims:
 
     Expiry and binding are checked by the server, not here.
     """
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != PREFIX:
-        raise TokenFormatError("not a feedback token (expected fbt1.<payload>.<signature>)")
-    try:
-        payload = json.loads(_unb64(parts[1]))
-        key_id = str(payload["kid"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise TokenFormatError("the token payload is not readable") from error
-    secret = secrets_by_id.get(key_id)
-    if secret is None:
-        raise ValueError("the token was signed with a secret this server does not accept (rotated out?)")
-    if not hmac.compare_digest(_signature(secret, f"{PREFIX}.{parts[1]}"), parts[2]):
-        raise ValueError("the token signature is invalid: it was altered or signed with another secret")
+    payload = open_envelope(PREFIX, token, secrets_by_id, what="feedback token")
+    key_id = str(payload["kid"])
     try:
         return TokenClaims(
             project=str(payload["prj"]),

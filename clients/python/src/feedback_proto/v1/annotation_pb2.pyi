@@ -23,6 +23,34 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ContentFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContentFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContentFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTENT_FORMAT_UNSPECIFIED: _ContentFormat.ValueType  # 0
+    """Not given: treated as plain text."""
+    CONTENT_FORMAT_PLAIN_TEXT: _ContentFormat.ValueType  # 1
+    """Plain text, shown as is."""
+    CONTENT_FORMAT_MARKDOWN: _ContentFormat.ValueType  # 2
+    """Markdown (CommonMark); the console renders it without raw HTML."""
+    CONTENT_FORMAT_JSON: _ContentFormat.ValueType  # 3
+    """JSON: input and output, when not empty, must each be a valid JSON text."""
+
+class ContentFormat(_ContentFormat, metaclass=_ContentFormatEnumTypeWrapper):
+    """How the texts of an ItemContent are written, so the console renders them."""
+
+CONTENT_FORMAT_UNSPECIFIED: ContentFormat.ValueType  # 0
+"""Not given: treated as plain text."""
+CONTENT_FORMAT_PLAIN_TEXT: ContentFormat.ValueType  # 1
+"""Plain text, shown as is."""
+CONTENT_FORMAT_MARKDOWN: ContentFormat.ValueType  # 2
+"""Markdown (CommonMark); the console renders it without raw HTML."""
+CONTENT_FORMAT_JSON: ContentFormat.ValueType  # 3
+"""JSON: input and output, when not empty, must each be a valid JSON text."""
+Global___ContentFormat: _TypeAlias = ContentFormat  # noqa: Y015
+
 class _AgreementMethod:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -66,6 +94,7 @@ class Queue(_message.Message):
     REVIEWERS_PER_ITEM_FIELD_NUMBER: _builtins.int
     LEASE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TRACE_URL_TEMPLATE_FIELD_NUMBER: _builtins.int
     queue_id: _builtins.str
     """Output only. Identifier of the queue."""
     project: _builtins.str
@@ -76,6 +105,12 @@ class Queue(_message.Message):
     """Instructions for reviewers. At most 10,000 characters."""
     reviewers_per_item: _builtins.int
     """How many different reviewers annotate each item: 1 to 10; 0 means 1."""
+    trace_url_template: _builtins.str
+    """Link of an item to its trace in a tracing tool: an http or https URL
+    with the placeholder "{trace_id}" (and optionally "{span_id}"), e.g.
+    "https://tracing.example.com/trace/{trace_id}". At most 2,048
+    characters. Optional; items then carry trace_url.
+    """
     @_builtins.property
     def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Feedback keys reviewers annotate, 1 to 20 (e.g. "correctness",
@@ -108,14 +143,76 @@ class Queue(_message.Message):
         reviewers_per_item: _builtins.int = ...,
         lease: _duration_pb2.Duration | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        trace_url_template: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "lease", b"lease"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "instructions", b"instructions", "keys", b"keys", "lease", b"lease", "name", b"name", "project", b"project", "queue_id", b"queue_id", "reviewers", b"reviewers", "reviewers_per_item", b"reviewers_per_item"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "instructions", b"instructions", "keys", b"keys", "lease", b"lease", "name", b"name", "project", b"project", "queue_id", b"queue_id", "reviewers", b"reviewers", "reviewers_per_item", b"reviewers_per_item", "trace_url_template", b"trace_url_template"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Queue: _TypeAlias = Queue  # noqa: Y015
+
+@_typing.final
+class ItemContent(_message.Message):
+    """A snapshot of what reviewers judge: the AI call's input and output, as
+    they were when the item was added. At most 256 KiB per item (UTF-8 bytes
+    of input, output and every context name and value together).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ContextEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    input: _builtins.str
+    """What the model was given (e.g. the user's question or the prompt)."""
+    output: _builtins.str
+    """What the model answered: what is judged."""
+    format: Global___ContentFormat.ValueType
+    """How input, output and context values are written."""
+    @_builtins.property
+    def context(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Further named texts shown beside them (e.g. "retrieved_document",
+        "system_prompt"): names 1 to 256 characters.
+        """
+
+    def __init__(
+        self,
+        *,
+        input: _builtins.str = ...,
+        output: _builtins.str = ...,
+        context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        format: Global___ContentFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "format", b"format", "input", b"input", "output", b"output"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ItemContent: _TypeAlias = ItemContent  # noqa: Y015
 
 @_typing.final
 class QueueItem(_message.Message):
@@ -129,6 +226,8 @@ class QueueItem(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     ADD_TIME_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    TRACE_URL_FIELD_NUMBER: _builtins.int
     item_id: _builtins.str
     """Output only. Identifier of the item within its queue."""
     trace_id: _builtins.str
@@ -139,9 +238,20 @@ class QueueItem(_message.Message):
     """Model of the call; optional."""
     model_version: _builtins.str
     """Model version of the call; optional."""
+    trace_url: _builtins.str
+    """Output only. The queue's trace_url_template filled with this item's
+    trace and span ids; empty when the queue has no template.
+    """
     @_builtins.property
     def add_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the item was added."""
+
+    @_builtins.property
+    def content(self) -> Global___ItemContent:
+        """What reviewers judge; optional (without it, reviewers follow trace_url).
+        Set when the item is first added: adding the same trace and span again
+        keeps the first content.
+        """
 
     def __init__(
         self,
@@ -152,10 +262,12 @@ class QueueItem(_message.Message):
         model: _builtins.str = ...,
         model_version: _builtins.str = ...,
         add_time: _timestamp_pb2.Timestamp | None = ...,
+        content: Global___ItemContent | None = ...,
+        trace_url: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["add_time", b"add_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["add_time", b"add_time", "content", b"content"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_time", b"add_time", "item_id", b"item_id", "model", b"model", "model_version", b"model_version", "span_id", b"span_id", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_time", b"add_time", "content", b"content", "item_id", b"item_id", "model", b"model", "model_version", b"model_version", "span_id", b"span_id", "trace_id", b"trace_id", "trace_url", b"trace_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -283,7 +395,9 @@ class AddQueueItemsRequest(_message.Message):
     """The queue."""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueueItem]:
-        """Items to add, at most 10,000."""
+        """Items to add, at most 10,000, each with optional content (see
+        ItemContent; the request as a whole is at most 32 MiB).
+        """
 
     @_builtins.property
     def from_feedback(self) -> Global___FeedbackSelector:
@@ -491,7 +605,11 @@ class ClaimNextItemRequest(_message.Message):
     queue_id: _builtins.str
     """The queue."""
     reviewer: _builtins.str
-    """Who claims: a reviewer id (1 to 256 characters), allowed by the queue."""
+    """Who claims: a reviewer id (1 to 256 characters), allowed by the queue.
+    With a console link: empty or the link's reviewer (filled from the link;
+    another reviewer is PERMISSION_DENIED). The queue_id must be the link's
+    queue when the link is bound to one (empty: the link's queue).
+    """
     def __init__(
         self,
         *,
@@ -521,7 +639,7 @@ class ClaimNextItemResponse(_message.Message):
     """Proof of the claim, passed to SubmitAnnotation or SkipItem."""
     @_builtins.property
     def item(self) -> Global___QueueItem:
-        """The item to review."""
+        """The item to review, with its content and trace_url."""
 
     @_builtins.property
     def lease_expire_time(self) -> _timestamp_pb2.Timestamp:
@@ -659,6 +777,74 @@ class SkipItemResponse(_message.Message):
 Global___SkipItemResponse: _TypeAlias = SkipItemResponse  # noqa: Y015
 
 @_typing.final
+class GetItemContextRequest(_message.Message):
+    """Request of GetItemContext."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_FIELD_NUMBER: _builtins.int
+    QUEUE_ID_FIELD_NUMBER: _builtins.int
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    project: _builtins.str
+    """The project; filled from the API key when empty."""
+    queue_id: _builtins.str
+    """The queue."""
+    claim_id: _builtins.str
+    """The claim from ClaimNextItem; its lease must still hold."""
+    def __init__(
+        self,
+        *,
+        project: _builtins.str = ...,
+        queue_id: _builtins.str = ...,
+        claim_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "project", b"project", "queue_id", b"queue_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetItemContextRequest: _TypeAlias = GetItemContextRequest  # noqa: Y015
+
+@_typing.final
+class GetItemContextResponse(_message.Message):
+    """Response of GetItemContext."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    USER_FEEDBACK_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___QueueItem:
+        """The claimed item, with its content and trace_url."""
+
+    @_builtins.property
+    def user_feedback(self) -> _containers.RepeatedCompositeFieldContainer[_feedback_pb2.Feedback]:
+        """Current end-user feedback (SOURCE_USER) on the item's trace, any span,
+        newest first, at most 100. Never reviewer or automated feedback.
+        """
+
+    @_builtins.property
+    def lease_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the claim's lease ends."""
+
+    def __init__(
+        self,
+        *,
+        item: Global___QueueItem | None = ...,
+        user_feedback: _abc.Iterable[_feedback_pb2.Feedback] | None = ...,
+        lease_expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "lease_expire_time", b"lease_expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "lease_expire_time", b"lease_expire_time", "user_feedback", b"user_feedback"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetItemContextResponse: _TypeAlias = GetItemContextResponse  # noqa: Y015
+
+@_typing.final
 class GetAgreementRequest(_message.Message):
     """Request of GetAgreement."""
 
@@ -716,6 +902,7 @@ class KeyAgreement(_message.Message):
     ITEM_COUNT_FIELD_NUMBER: _builtins.int
     REVIEWER_COUNT_FIELD_NUMBER: _builtins.int
     RATING_COUNT_FIELD_NUMBER: _builtins.int
+    DISAGREEMENTS_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The key."""
     method: Global___AgreementMethod.ValueType
@@ -731,6 +918,14 @@ class KeyAgreement(_message.Message):
     """Distinct reviewers behind the value."""
     rating_count: _builtins.int
     """Ratings behind the value (on items with two or more ratings)."""
+    @_builtins.property
+    def disagreements(self) -> _containers.RepeatedCompositeFieldContainer[Global___ItemDisagreement]:
+        """The items where reviewers disagreed most: at most 10, most disagreement
+        first. Only items with two or more ratings that are not all the same
+        value; empty when reviewers agreed on every item. See ItemDisagreement
+        for the measure and the order.
+        """
+
     def __init__(
         self,
         *,
@@ -740,16 +935,103 @@ class KeyAgreement(_message.Message):
         item_count: _builtins.int = ...,
         reviewer_count: _builtins.int = ...,
         rating_count: _builtins.int = ...,
+        disagreements: _abc.Iterable[Global___ItemDisagreement] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_value", b"_value", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_value", b"_value", "item_count", b"item_count", "key", b"key", "method", b"method", "rating_count", b"rating_count", "reviewer_count", b"reviewer_count", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_value", b"_value", "disagreements", b"disagreements", "item_count", b"item_count", "key", b"key", "method", b"method", "rating_count", b"rating_count", "reviewer_count", b"reviewer_count", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__value: _TypeAlias = _typing.Literal["value"]  # noqa: Y015
     _WhichOneofArgType__value: _TypeAlias = _typing.Literal["_value", b"_value"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__value) -> _WhichOneofReturnType__value | None: ...
 
 Global___KeyAgreement: _TypeAlias = KeyAgreement  # noqa: Y015
+
+@_typing.final
+class ItemDisagreement(_message.Message):
+    """An item on which reviewers gave different values for one key.
+
+    disagreement = 1 - (ratings of the most common value) / (ratings of the
+    item): 0 would be everyone alike; 0.5 is two reviewers who differ; three
+    reviewers who give three different values reach 2/3. Values count as the
+    same only when equal (scores too: 4 and 5 differ as much as 1 and 5).
+    Items are ordered by disagreement (highest first), then by more ratings,
+    then by trace_id and span_id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    SPAN_ID_FIELD_NUMBER: _builtins.int
+    TRACE_URL_FIELD_NUMBER: _builtins.int
+    DISAGREEMENT_FIELD_NUMBER: _builtins.int
+    RATING_COUNT_FIELD_NUMBER: _builtins.int
+    DISTINCT_VALUE_COUNT_FIELD_NUMBER: _builtins.int
+    RATINGS_FIELD_NUMBER: _builtins.int
+    trace_id: _builtins.str
+    """The item's trace."""
+    span_id: _builtins.str
+    """The item's span; empty for the whole trace."""
+    trace_url: _builtins.str
+    """The link to the trace, from the queue's trace_url_template; empty
+    without a queue or a template.
+    """
+    disagreement: _builtins.float
+    """1 - share of the most common value, more than 0 and less than 1."""
+    rating_count: _builtins.int
+    """Ratings of the item (one per reviewer: their latest)."""
+    distinct_value_count: _builtins.int
+    """Distinct values among them, 2 or more."""
+    @_builtins.property
+    def ratings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReviewerRating]:
+        """The ratings, ordered by reviewer."""
+
+    def __init__(
+        self,
+        *,
+        trace_id: _builtins.str = ...,
+        span_id: _builtins.str = ...,
+        trace_url: _builtins.str = ...,
+        disagreement: _builtins.float = ...,
+        rating_count: _builtins.int = ...,
+        distinct_value_count: _builtins.int = ...,
+        ratings: _abc.Iterable[Global___ReviewerRating] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disagreement", b"disagreement", "distinct_value_count", b"distinct_value_count", "rating_count", b"rating_count", "ratings", b"ratings", "span_id", b"span_id", "trace_id", b"trace_id", "trace_url", b"trace_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ItemDisagreement: _TypeAlias = ItemDisagreement  # noqa: Y015
+
+@_typing.final
+class ReviewerRating(_message.Message):
+    """One reviewer's rating of an item for one key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWER_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    reviewer: _builtins.str
+    """The reviewer (the feedback's author)."""
+    value: _builtins.str
+    """The value as text: "up" or "down" for thumbs, the number for scores
+    (e.g. "3", "4.5"), the label for labels.
+    """
+    def __init__(
+        self,
+        *,
+        reviewer: _builtins.str = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reviewer", b"reviewer", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewerRating: _TypeAlias = ReviewerRating  # noqa: Y015
 
 @_typing.final
 class GetAgreementResponse(_message.Message):
@@ -774,3 +1056,90 @@ class GetAgreementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAgreementResponse: _TypeAlias = GetAgreementResponse  # noqa: Y015
+
+@_typing.final
+class CreateConsoleLinkRequest(_message.Message):
+    """Request of CreateConsoleLink."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_FIELD_NUMBER: _builtins.int
+    REVIEWER_FIELD_NUMBER: _builtins.int
+    QUEUE_ID_FIELD_NUMBER: _builtins.int
+    READ_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    project: _builtins.str
+    """The project; filled from the API key when empty."""
+    reviewer: _builtins.str
+    """Who the link is for: a reviewer id, 1 to 256 characters. A reviewing
+    link claims and submits as this reviewer only.
+    """
+    queue_id: _builtins.str
+    """Bind the link to this queue of the project: it then claims, submits and
+    reads stats and agreement of this queue only, and ListQueues shows only
+    it. Optional: empty allows every queue of the project.
+    """
+    read: _builtins.bool
+    """A read-only dashboard link: StreamAggregates, CompareVersions,
+    ListQueues, GetQueueStats, GetAgreement, GetFeedbackKey and
+    ListFeedbackKeys; nothing that writes or claims.
+    """
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """How long the link works: more than 0, at most 30 days; unset means 7
+        days.
+        """
+
+    def __init__(
+        self,
+        *,
+        project: _builtins.str = ...,
+        reviewer: _builtins.str = ...,
+        queue_id: _builtins.str = ...,
+        read: _builtins.bool = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["project", b"project", "queue_id", b"queue_id", "read", b"read", "reviewer", b"reviewer", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateConsoleLinkRequest: _TypeAlias = CreateConsoleLinkRequest  # noqa: Y015
+
+@_typing.final
+class CreateConsoleLinkResponse(_message.Message):
+    """Response of CreateConsoleLink."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The console link credential ("fbc1.<payload>.<signature>"): send it as
+    "authorization: Bearer <token>" (gRPC metadata or HTTP header).
+    """
+    url: _builtins.str
+    """The console URL to hand to the person: "<FEEDBACK_PUBLIC_URL>/#link=<token>"
+    (the token rides in the fragment, which browsers never send to a server).
+    Empty when the server has neither FEEDBACK_PUBLIC_URL nor an HTTP port.
+    """
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the link stops working."""
+
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "token", b"token", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateConsoleLinkResponse: _TypeAlias = CreateConsoleLinkResponse  # noqa: Y015

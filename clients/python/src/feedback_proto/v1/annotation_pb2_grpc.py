@@ -37,7 +37,19 @@ class AnnotationServiceStub:
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
     ListQueues, GetQueueStats and GetAgreement, which need the read or the
-    annotate scope (reviewers read them too).
+    annotate scope (reviewers read them too), and CreateConsoleLink, which
+    needs the annotate or the admin scope.
+
+    The reviewer console: an item may carry a snapshot of what is judged
+    (ItemContent) and a queue may link each item to its trace
+    (trace_url_template). CreateConsoleLink mints a signed, expiring console
+    link for one reviewer; the console sends it as "authorization: Bearer
+    <token>" from the service's own pages (a console link from a page of
+    another origin is PERMISSION_DENIED). A reviewer link acts as that
+    reviewer only (and, when bound, on that queue only); a read link only
+    reads dashboards. Reviewers work blind: GetItemContext shows the holder of
+    a claim the end users' feedback on the item's trace, never other
+    reviewers' annotations.
     """
 
     def __init__(self, channel):
@@ -81,10 +93,20 @@ class AnnotationServiceStub:
                 request_serializer=feedback_dot_v1_dot_annotation__pb2.SkipItemRequest.SerializeToString,
                 response_deserializer=feedback_dot_v1_dot_annotation__pb2.SkipItemResponse.FromString,
                 _registered_method=True)
+        self.GetItemContext = channel.unary_unary(
+                '/feedback.v1.AnnotationService/GetItemContext',
+                request_serializer=feedback_dot_v1_dot_annotation__pb2.GetItemContextRequest.SerializeToString,
+                response_deserializer=feedback_dot_v1_dot_annotation__pb2.GetItemContextResponse.FromString,
+                _registered_method=True)
         self.GetAgreement = channel.unary_unary(
                 '/feedback.v1.AnnotationService/GetAgreement',
                 request_serializer=feedback_dot_v1_dot_annotation__pb2.GetAgreementRequest.SerializeToString,
                 response_deserializer=feedback_dot_v1_dot_annotation__pb2.GetAgreementResponse.FromString,
+                _registered_method=True)
+        self.CreateConsoleLink = channel.unary_unary(
+                '/feedback.v1.AnnotationService/CreateConsoleLink',
+                request_serializer=feedback_dot_v1_dot_annotation__pb2.CreateConsoleLinkRequest.SerializeToString,
+                response_deserializer=feedback_dot_v1_dot_annotation__pb2.CreateConsoleLinkResponse.FromString,
                 _registered_method=True)
 
 
@@ -99,7 +121,19 @@ class AnnotationServiceServicer:
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
     ListQueues, GetQueueStats and GetAgreement, which need the read or the
-    annotate scope (reviewers read them too).
+    annotate scope (reviewers read them too), and CreateConsoleLink, which
+    needs the annotate or the admin scope.
+
+    The reviewer console: an item may carry a snapshot of what is judged
+    (ItemContent) and a queue may link each item to its trace
+    (trace_url_template). CreateConsoleLink mints a signed, expiring console
+    link for one reviewer; the console sends it as "authorization: Bearer
+    <token>" from the service's own pages (a console link from a page of
+    another origin is PERMISSION_DENIED). A reviewer link acts as that
+    reviewer only (and, when bound, on that queue only); a read link only
+    reads dashboards. Reviewers work blind: GetItemContext shows the holder of
+    a claim the end users' feedback on the item's trace, never other
+    reviewers' annotations.
     """
 
     def CreateQueue(self, request, context):
@@ -161,10 +195,34 @@ class AnnotationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetItemContext(self, request, context):
+        """What the reviewer holding a claim sees beside the item: the item with its
+        content and trace link, and end users' feedback on its trace (source
+        SOURCE_USER: thumbs, comments, corrections). Never other reviewers'
+        annotations. Only for the reviewer holding the claim while the lease
+        lasts: FAILED_PRECONDITION (reason LEASE_EXPIRED) otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAgreement(self, request, context):
         """Agreement between reviewers, per key: Cohen's kappa for two reviewers,
         Krippendorff's alpha for more (nominal for thumbs and labels, interval
         for scores). Needs the read or the annotate scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateConsoleLink(self, request, context):
+        """Mints a console link for one person: a signed, expiring credential bound
+        to the project, a reviewer id, optionally one queue, and either
+        reviewing or read-only dashboards. Needs the annotate or the admin scope
+        and token secrets on the server (FEEDBACK_TOKEN_SECRETS, or the local
+        data/token.secret); rotating the secrets revokes every link. A console
+        link is never accepted as an end-user feedback token, nor a feedback
+        token as a console link.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -208,10 +266,20 @@ def add_AnnotationServiceServicer_to_server(servicer, server):
                     request_deserializer=feedback_dot_v1_dot_annotation__pb2.SkipItemRequest.FromString,
                     response_serializer=feedback_dot_v1_dot_annotation__pb2.SkipItemResponse.SerializeToString,
             ),
+            'GetItemContext': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetItemContext,
+                    request_deserializer=feedback_dot_v1_dot_annotation__pb2.GetItemContextRequest.FromString,
+                    response_serializer=feedback_dot_v1_dot_annotation__pb2.GetItemContextResponse.SerializeToString,
+            ),
             'GetAgreement': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAgreement,
                     request_deserializer=feedback_dot_v1_dot_annotation__pb2.GetAgreementRequest.FromString,
                     response_serializer=feedback_dot_v1_dot_annotation__pb2.GetAgreementResponse.SerializeToString,
+            ),
+            'CreateConsoleLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConsoleLink,
+                    request_deserializer=feedback_dot_v1_dot_annotation__pb2.CreateConsoleLinkRequest.FromString,
+                    response_serializer=feedback_dot_v1_dot_annotation__pb2.CreateConsoleLinkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -232,7 +300,19 @@ class AnnotationService:
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
     ListQueues, GetQueueStats and GetAgreement, which need the read or the
-    annotate scope (reviewers read them too).
+    annotate scope (reviewers read them too), and CreateConsoleLink, which
+    needs the annotate or the admin scope.
+
+    The reviewer console: an item may carry a snapshot of what is judged
+    (ItemContent) and a queue may link each item to its trace
+    (trace_url_template). CreateConsoleLink mints a signed, expiring console
+    link for one reviewer; the console sends it as "authorization: Bearer
+    <token>" from the service's own pages (a console link from a page of
+    another origin is PERMISSION_DENIED). A reviewer link acts as that
+    reviewer only (and, when bound, on that queue only); a read link only
+    reads dashboards. Reviewers work blind: GetItemContext shows the holder of
+    a claim the end users' feedback on the item's trace, never other
+    reviewers' annotations.
     """
 
     @staticmethod
@@ -425,6 +505,33 @@ class AnnotationService:
             _registered_method=True)
 
     @staticmethod
+    def GetItemContext(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedback.v1.AnnotationService/GetItemContext',
+            feedback_dot_v1_dot_annotation__pb2.GetItemContextRequest.SerializeToString,
+            feedback_dot_v1_dot_annotation__pb2.GetItemContextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetAgreement(request,
             target,
             options=(),
@@ -441,6 +548,33 @@ class AnnotationService:
             '/feedback.v1.AnnotationService/GetAgreement',
             feedback_dot_v1_dot_annotation__pb2.GetAgreementRequest.SerializeToString,
             feedback_dot_v1_dot_annotation__pb2.GetAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConsoleLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/feedback.v1.AnnotationService/CreateConsoleLink',
+            feedback_dot_v1_dot_annotation__pb2.CreateConsoleLinkRequest.SerializeToString,
+            feedback_dot_v1_dot_annotation__pb2.CreateConsoleLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

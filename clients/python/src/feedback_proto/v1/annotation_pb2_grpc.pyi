@@ -38,7 +38,19 @@ class AnnotationServiceStub:
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
     ListQueues, GetQueueStats and GetAgreement, which need the read or the
-    annotate scope (reviewers read them too).
+    annotate scope (reviewers read them too), and CreateConsoleLink, which
+    needs the annotate or the admin scope.
+
+    The reviewer console: an item may carry a snapshot of what is judged
+    (ItemContent) and a queue may link each item to its trace
+    (trace_url_template). CreateConsoleLink mints a signed, expiring console
+    link for one reviewer; the console sends it as "authorization: Bearer
+    <token>" from the service's own pages (a console link from a page of
+    another origin is PERMISSION_DENIED). A reviewer link acts as that
+    reviewer only (and, when bound, on that queue only); a read link only
+    reads dashboards. Reviewers work blind: GetItemContext shows the holder of
+    a claim the end users' feedback on the item's trace, never other
+    reviewers' annotations.
     """
 
     @_typing.overload
@@ -75,10 +87,26 @@ class AnnotationServiceStub:
     """Gives a claimed item back without annotating it; the reviewer will not
     be offered it again.
     """
+    GetItemContext: _grpc.UnaryUnaryMultiCallable[_annotation_pb2.GetItemContextRequest, _annotation_pb2.GetItemContextResponse]
+    """What the reviewer holding a claim sees beside the item: the item with its
+    content and trace link, and end users' feedback on its trace (source
+    SOURCE_USER: thumbs, comments, corrections). Never other reviewers'
+    annotations. Only for the reviewer holding the claim while the lease
+    lasts: FAILED_PRECONDITION (reason LEASE_EXPIRED) otherwise.
+    """
     GetAgreement: _grpc.UnaryUnaryMultiCallable[_annotation_pb2.GetAgreementRequest, _annotation_pb2.GetAgreementResponse]
     """Agreement between reviewers, per key: Cohen's kappa for two reviewers,
     Krippendorff's alpha for more (nominal for thumbs and labels, interval
     for scores). Needs the read or the annotate scope.
+    """
+    CreateConsoleLink: _grpc.UnaryUnaryMultiCallable[_annotation_pb2.CreateConsoleLinkRequest, _annotation_pb2.CreateConsoleLinkResponse]
+    """Mints a console link for one person: a signed, expiring credential bound
+    to the project, a reviewer id, optionally one queue, and either
+    reviewing or read-only dashboards. Needs the annotate or the admin scope
+    and token secrets on the server (FEEDBACK_TOKEN_SECRETS, or the local
+    data/token.secret); rotating the secrets revokes every link. A console
+    link is never accepted as an end-user feedback token, nor a feedback
+    token as a console link.
     """
 
 @_typing.type_check_only
@@ -93,7 +121,19 @@ class AnnotationServiceAsyncStub(AnnotationServiceStub):
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
     ListQueues, GetQueueStats and GetAgreement, which need the read or the
-    annotate scope (reviewers read them too).
+    annotate scope (reviewers read them too), and CreateConsoleLink, which
+    needs the annotate or the admin scope.
+
+    The reviewer console: an item may carry a snapshot of what is judged
+    (ItemContent) and a queue may link each item to its trace
+    (trace_url_template). CreateConsoleLink mints a signed, expiring console
+    link for one reviewer; the console sends it as "authorization: Bearer
+    <token>" from the service's own pages (a console link from a page of
+    another origin is PERMISSION_DENIED). A reviewer link acts as that
+    reviewer only (and, when bound, on that queue only); a read link only
+    reads dashboards. Reviewers work blind: GetItemContext shows the holder of
+    a claim the end users' feedback on the item's trace, never other
+    reviewers' annotations.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -127,10 +167,26 @@ class AnnotationServiceAsyncStub(AnnotationServiceStub):
     """Gives a claimed item back without annotating it; the reviewer will not
     be offered it again.
     """
+    GetItemContext: _aio.UnaryUnaryMultiCallable[_annotation_pb2.GetItemContextRequest, _annotation_pb2.GetItemContextResponse]  # type: ignore[assignment]
+    """What the reviewer holding a claim sees beside the item: the item with its
+    content and trace link, and end users' feedback on its trace (source
+    SOURCE_USER: thumbs, comments, corrections). Never other reviewers'
+    annotations. Only for the reviewer holding the claim while the lease
+    lasts: FAILED_PRECONDITION (reason LEASE_EXPIRED) otherwise.
+    """
     GetAgreement: _aio.UnaryUnaryMultiCallable[_annotation_pb2.GetAgreementRequest, _annotation_pb2.GetAgreementResponse]  # type: ignore[assignment]
     """Agreement between reviewers, per key: Cohen's kappa for two reviewers,
     Krippendorff's alpha for more (nominal for thumbs and labels, interval
     for scores). Needs the read or the annotate scope.
+    """
+    CreateConsoleLink: _aio.UnaryUnaryMultiCallable[_annotation_pb2.CreateConsoleLinkRequest, _annotation_pb2.CreateConsoleLinkResponse]  # type: ignore[assignment]
+    """Mints a console link for one person: a signed, expiring credential bound
+    to the project, a reviewer id, optionally one queue, and either
+    reviewing or read-only dashboards. Needs the annotate or the admin scope
+    and token secrets on the server (FEEDBACK_TOKEN_SECRETS, or the local
+    data/token.secret); rotating the secrets revokes every link. A console
+    link is never accepted as an end-user feedback token, nor a feedback
+    token as a console link.
     """
 
 class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -144,7 +200,19 @@ class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
     reviewers as the queue asks for have annotated it. A lease that expires
     returns the item to the pool. Every call needs the annotate scope, except
     ListQueues, GetQueueStats and GetAgreement, which need the read or the
-    annotate scope (reviewers read them too).
+    annotate scope (reviewers read them too), and CreateConsoleLink, which
+    needs the annotate or the admin scope.
+
+    The reviewer console: an item may carry a snapshot of what is judged
+    (ItemContent) and a queue may link each item to its trace
+    (trace_url_template). CreateConsoleLink mints a signed, expiring console
+    link for one reviewer; the console sends it as "authorization: Bearer
+    <token>" from the service's own pages (a console link from a page of
+    another origin is PERMISSION_DENIED). A reviewer link acts as that
+    reviewer only (and, when bound, on that queue only); a read link only
+    reads dashboards. Reviewers work blind: GetItemContext shows the holder of
+    a claim the end users' feedback on the item's trace, never other
+    reviewers' annotations.
     """
 
     @_abc_1.abstractmethod
@@ -220,6 +288,19 @@ class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def GetItemContext(
+        self,
+        request: _annotation_pb2.GetItemContextRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotation_pb2.GetItemContextResponse, _abc.Awaitable[_annotation_pb2.GetItemContextResponse]]:
+        """What the reviewer holding a claim sees beside the item: the item with its
+        content and trace link, and end users' feedback on its trace (source
+        SOURCE_USER: thumbs, comments, corrections). Never other reviewers'
+        annotations. Only for the reviewer holding the claim while the lease
+        lasts: FAILED_PRECONDITION (reason LEASE_EXPIRED) otherwise.
+        """
+
+    @_abc_1.abstractmethod
     def GetAgreement(
         self,
         request: _annotation_pb2.GetAgreementRequest,
@@ -228,6 +309,21 @@ class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Agreement between reviewers, per key: Cohen's kappa for two reviewers,
         Krippendorff's alpha for more (nominal for thumbs and labels, interval
         for scores). Needs the read or the annotate scope.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateConsoleLink(
+        self,
+        request: _annotation_pb2.CreateConsoleLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotation_pb2.CreateConsoleLinkResponse, _abc.Awaitable[_annotation_pb2.CreateConsoleLinkResponse]]:
+        """Mints a console link for one person: a signed, expiring credential bound
+        to the project, a reviewer id, optionally one queue, and either
+        reviewing or read-only dashboards. Needs the annotate or the admin scope
+        and token secrets on the server (FEEDBACK_TOKEN_SECRETS, or the local
+        data/token.secret); rotating the secrets revokes every link. A console
+        link is never accepted as an end-user feedback token, nor a feedback
+        token as a console link.
         """
 
 def add_AnnotationServiceServicer_to_server(servicer: AnnotationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file feedback/v1/annotation.proto.
  */
 export const file_feedback_v1_annotation: GenFile = /*@__PURE__*/
-  fileDesc("ChxmZWVkYmFjay92MS9hbm5vdGF0aW9uLnByb3RvEgtmZWVkYmFjay52MSLmAQoFUXVldWUSEAoIcXVldWVfaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBGtleXMYBCADKAkSFAoMaW5zdHJ1Y3Rpb25zGAUgASgJEhEKCXJldmlld2VycxgGIAMoCRIaChJyZXZpZXdlcnNfcGVyX2l0ZW0YByABKAUSKAoFbGVhc2UYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpMBCglRdWV1ZUl0ZW0SDwoHaXRlbV9pZBgBIAEoCRIQCgh0cmFjZV9pZBgCIAEoCRIPCgdzcGFuX2lkGAMgASgJEg0KBW1vZGVsGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAkSLAoIYWRkX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvoBChBGZWVkYmFja1NlbGVjdG9yEg0KBW1vZGVsGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSCwoDa2V5GAMgASgJEiEKBXRodW1iGAQgASgOMhIuZmVlZGJhY2sudjEuVGh1bWISIwoGc291cmNlGAUgASgOMhMuZmVlZGJhY2sudjEuU291cmNlEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgIIAEoBSI3ChJDcmVhdGVRdWV1ZVJlcXVlc3QSIQoFcXVldWUYASABKAsyEi5mZWVkYmFjay52MS5RdWV1ZSI4ChNDcmVhdGVRdWV1ZVJlc3BvbnNlEiEKBXF1ZXVlGAEgASgLMhIuZmVlZGJhY2sudjEuUXVldWUilgEKFEFkZFF1ZXVlSXRlbXNSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEAoIcXVldWVfaWQYAiABKAkSJQoFaXRlbXMYAyADKAsyFi5mZWVkYmFjay52MS5RdWV1ZUl0ZW0SNAoNZnJvbV9mZWVkYmFjaxgEIAEoCzIdLmZlZWRiYWNrLnYxLkZlZWRiYWNrU2VsZWN0b3IiSgoVQWRkUXVldWVJdGVtc1Jlc3BvbnNlEhMKC2FkZGVkX2NvdW50GAEgASgDEhwKFGFscmVhZHlfcXVldWVkX2NvdW50GAIgASgDIiQKEUxpc3RRdWV1ZXNSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkiOAoSTGlzdFF1ZXVlc1Jlc3BvbnNlEiIKBnF1ZXVlcxgBIAMoCzISLmZlZWRiYWNrLnYxLlF1ZXVlIjkKFEdldFF1ZXVlU3RhdHNSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEAoIcXVldWVfaWQYAiABKAkiZwoNUmV2aWV3ZXJTdGF0cxIQCghyZXZpZXdlchgBIAEoCRIZChFpbl9wcm9ncmVzc19jb3VudBgCIAEoAxISCgpkb25lX2NvdW50GAMgASgDEhUKDXNraXBwZWRfY291bnQYBCABKAMioQEKFUdldFF1ZXVlU3RhdHNSZXNwb25zZRITCgt0b3RhbF9jb3VudBgBIAEoAxIVCg1wZW5kaW5nX2NvdW50GAIgASgDEhkKEWluX3Byb2dyZXNzX2NvdW50GAMgASgDEhIKCmRvbmVfY291bnQYBCABKAMSLQoJcmV2aWV3ZXJzGAUgAygLMhouZmVlZGJhY2sudjEuUmV2aWV3ZXJTdGF0cyJLChRDbGFpbU5leHRJdGVtUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhAKCHF1ZXVlX2lkGAIgASgJEhAKCHJldmlld2VyGAMgASgJIqkBChVDbGFpbU5leHRJdGVtUmVzcG9uc2USJAoEaXRlbRgBIAEoCzIWLmZlZWRiYWNrLnYxLlF1ZXVlSXRlbRIQCghjbGFpbV9pZBgCIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIQoFcXVldWUYBCABKAsyEi5mZWVkYmFjay52MS5RdWV1ZSJ3ChdTdWJtaXRBbm5vdGF0aW9uUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhAKCHF1ZXVlX2lkGAIgASgJEhAKCGNsYWltX2lkGAMgASgJEicKCGZlZWRiYWNrGAQgAygLMhUuZmVlZGJhY2sudjEuRmVlZGJhY2siQwoYU3VibWl0QW5ub3RhdGlvblJlc3BvbnNlEicKCGZlZWRiYWNrGAEgAygLMhUuZmVlZGJhY2sudjEuRmVlZGJhY2siRgoPU2tpcEl0ZW1SZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEAoIcXVldWVfaWQYAiABKAkSEAoIY2xhaW1faWQYAyABKAkiEgoQU2tpcEl0ZW1SZXNwb25zZSKjAQoTR2V0QWdyZWVtZW50UmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhAKCHF1ZXVlX2lkGAIgASgJEgsKA2tleRgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqQEKDEtleUFncmVlbWVudBILCgNrZXkYASABKAkSLAoGbWV0aG9kGAIgASgOMhwuZmVlZGJhY2sudjEuQWdyZWVtZW50TWV0aG9kEhIKBXZhbHVlGAMgASgBSACIAQESEgoKaXRlbV9jb3VudBgEIAEoAxIWCg5yZXZpZXdlcl9jb3VudBgFIAEoAxIUCgxyYXRpbmdfY291bnQYBiABKANCCAoGX3ZhbHVlIkUKFEdldEFncmVlbWVudFJlc3BvbnNlEi0KCmFncmVlbWVudHMYASADKAsyGS5mZWVkYmFjay52MS5LZXlBZ3JlZW1lbnQquAEKD0FncmVlbWVudE1ldGhvZBIgChxBR1JFRU1FTlRfTUVUSE9EX1VOU1BFQ0lGSUVEEAASIAocQUdSRUVNRU5UX01FVEhPRF9DT0hFTl9LQVBQQRABEi8KK0FHUkVFTUVOVF9NRVRIT0RfS1JJUFBFTkRPUkZGX0FMUEhBX05PTUlOQUwQAhIwCixBR1JFRU1FTlRfTUVUSE9EX0tSSVBQRU5ET1JGRl9BTFBIQV9JTlRFUlZBTBADMsoFChFBbm5vdGF0aW9uU2VydmljZRJQCgtDcmVhdGVRdWV1ZRIfLmZlZWRiYWNrLnYxLkNyZWF0ZVF1ZXVlUmVxdWVzdBogLmZlZWRiYWNrLnYxLkNyZWF0ZVF1ZXVlUmVzcG9uc2USVgoNQWRkUXVldWVJdGVtcxIhLmZlZWRiYWNrLnYxLkFkZFF1ZXVlSXRlbXNSZXF1ZXN0GiIuZmVlZGJhY2sudjEuQWRkUXVldWVJdGVtc1Jlc3BvbnNlElIKCkxpc3RRdWV1ZXMSHi5mZWVkYmFjay52MS5MaXN0UXVldWVzUmVxdWVzdBofLmZlZWRiYWNrLnYxLkxpc3RRdWV1ZXNSZXNwb25zZSIDkAIBElsKDUdldFF1ZXVlU3RhdHMSIS5mZWVkYmFjay52MS5HZXRRdWV1ZVN0YXRzUmVxdWVzdBoiLmZlZWRiYWNrLnYxLkdldFF1ZXVlU3RhdHNSZXNwb25zZSIDkAIBElYKDUNsYWltTmV4dEl0ZW0SIS5mZWVkYmFjay52MS5DbGFpbU5leHRJdGVtUmVxdWVzdBoiLmZlZWRiYWNrLnYxLkNsYWltTmV4dEl0ZW1SZXNwb25zZRJfChBTdWJtaXRBbm5vdGF0aW9uEiQuZmVlZGJhY2sudjEuU3VibWl0QW5ub3RhdGlvblJlcXVlc3QaJS5mZWVkYmFjay52MS5TdWJtaXRBbm5vdGF0aW9uUmVzcG9uc2USRwoIU2tpcEl0ZW0SHC5mZWVkYmFjay52MS5Ta2lwSXRlbVJlcXVlc3QaHS5mZWVkYmFjay52MS5Ta2lwSXRlbVJlc3BvbnNlElgKDEdldEFncmVlbWVudBIgLmZlZWRiYWNrLnYxLkdldEFncmVlbWVudFJlcXVlc3QaIS5mZWVkYmFjay52MS5HZXRBZ3JlZW1lbnRSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_feedback_v1_feedback, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChxmZWVkYmFjay92MS9hbm5vdGF0aW9uLnByb3RvEgtmZWVkYmFjay52MSKCAgoFUXVldWUSEAoIcXVldWVfaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBGtleXMYBCADKAkSFAoMaW5zdHJ1Y3Rpb25zGAUgASgJEhEKCXJldmlld2VycxgGIAMoCRIaChJyZXZpZXdlcnNfcGVyX2l0ZW0YByABKAUSKAoFbGVhc2UYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKEnRyYWNlX3VybF90ZW1wbGF0ZRgKIAEoCSLAAQoLSXRlbUNvbnRlbnQSDQoFaW5wdXQYASABKAkSDgoGb3V0cHV0GAIgASgJEjYKB2NvbnRleHQYAyADKAsyJS5mZWVkYmFjay52MS5JdGVtQ29udGVudC5Db250ZXh0RW50cnkSKgoGZm9ybWF0GAQgASgOMhouZmVlZGJhY2sudjEuQ29udGVudEZvcm1hdBouCgxDb250ZXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLRAQoJUXVldWVJdGVtEg8KB2l0ZW1faWQYASABKAkSEAoIdHJhY2VfaWQYAiABKAkSDwoHc3Bhbl9pZBgDIAEoCRINCgVtb2RlbBgEIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAUgASgJEiwKCGFkZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgdjb250ZW50GAcgASgLMhguZmVlZGJhY2sudjEuSXRlbUNvbnRlbnQSEQoJdHJhY2VfdXJsGAggASgJIvoBChBGZWVkYmFja1NlbGVjdG9yEg0KBW1vZGVsGAEgASgJEhUKDW1vZGVsX3ZlcnNpb24YAiABKAkSCwoDa2V5GAMgASgJEiEKBXRodW1iGAQgASgOMhIuZmVlZGJhY2sudjEuVGh1bWISIwoGc291cmNlGAUgASgOMhMuZmVlZGJhY2sudjEuU291cmNlEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgIIAEoBSI3ChJDcmVhdGVRdWV1ZVJlcXVlc3QSIQoFcXVldWUYASABKAsyEi5mZWVkYmFjay52MS5RdWV1ZSI4ChNDcmVhdGVRdWV1ZVJlc3BvbnNlEiEKBXF1ZXVlGAEgASgLMhIuZmVlZGJhY2sudjEuUXVldWUilgEKFEFkZFF1ZXVlSXRlbXNSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEAoIcXVldWVfaWQYAiABKAkSJQoFaXRlbXMYAyADKAsyFi5mZWVkYmFjay52MS5RdWV1ZUl0ZW0SNAoNZnJvbV9mZWVkYmFjaxgEIAEoCzIdLmZlZWRiYWNrLnYxLkZlZWRiYWNrU2VsZWN0b3IiSgoVQWRkUXVldWVJdGVtc1Jlc3BvbnNlEhMKC2FkZGVkX2NvdW50GAEgASgDEhwKFGFscmVhZHlfcXVldWVkX2NvdW50GAIgASgDIiQKEUxpc3RRdWV1ZXNSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkiOAoSTGlzdFF1ZXVlc1Jlc3BvbnNlEiIKBnF1ZXVlcxgBIAMoCzISLmZlZWRiYWNrLnYxLlF1ZXVlIjkKFEdldFF1ZXVlU3RhdHNSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEAoIcXVldWVfaWQYAiABKAkiZwoNUmV2aWV3ZXJTdGF0cxIQCghyZXZpZXdlchgBIAEoCRIZChFpbl9wcm9ncmVzc19jb3VudBgCIAEoAxISCgpkb25lX2NvdW50GAMgASgDEhUKDXNraXBwZWRfY291bnQYBCABKAMioQEKFUdldFF1ZXVlU3RhdHNSZXNwb25zZRITCgt0b3RhbF9jb3VudBgBIAEoAxIVCg1wZW5kaW5nX2NvdW50GAIgASgDEhkKEWluX3Byb2dyZXNzX2NvdW50GAMgASgDEhIKCmRvbmVfY291bnQYBCABKAMSLQoJcmV2aWV3ZXJzGAUgAygLMhouZmVlZGJhY2sudjEuUmV2aWV3ZXJTdGF0cyJLChRDbGFpbU5leHRJdGVtUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhAKCHF1ZXVlX2lkGAIgASgJEhAKCHJldmlld2VyGAMgASgJIqkBChVDbGFpbU5leHRJdGVtUmVzcG9uc2USJAoEaXRlbRgBIAEoCzIWLmZlZWRiYWNrLnYxLlF1ZXVlSXRlbRIQCghjbGFpbV9pZBgCIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIQoFcXVldWUYBCABKAsyEi5mZWVkYmFjay52MS5RdWV1ZSJ3ChdTdWJtaXRBbm5vdGF0aW9uUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhAKCHF1ZXVlX2lkGAIgASgJEhAKCGNsYWltX2lkGAMgASgJEicKCGZlZWRiYWNrGAQgAygLMhUuZmVlZGJhY2sudjEuRmVlZGJhY2siQwoYU3VibWl0QW5ub3RhdGlvblJlc3BvbnNlEicKCGZlZWRiYWNrGAEgAygLMhUuZmVlZGJhY2sudjEuRmVlZGJhY2siRgoPU2tpcEl0ZW1SZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEAoIcXVldWVfaWQYAiABKAkSEAoIY2xhaW1faWQYAyABKAkiEgoQU2tpcEl0ZW1SZXNwb25zZSJMChVHZXRJdGVtQ29udGV4dFJlcXVlc3QSDwoHcHJvamVjdBgBIAEoCRIQCghxdWV1ZV9pZBgCIAEoCRIQCghjbGFpbV9pZBgDIAEoCSKjAQoWR2V0SXRlbUNvbnRleHRSZXNwb25zZRIkCgRpdGVtGAEgASgLMhYuZmVlZGJhY2sudjEuUXVldWVJdGVtEiwKDXVzZXJfZmVlZGJhY2sYAiADKAsyFS5mZWVkYmFjay52MS5GZWVkYmFjaxI1ChFsZWFzZV9leHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiowEKE0dldEFncmVlbWVudFJlcXVlc3QSDwoHcHJvamVjdBgBIAEoCRIQCghxdWV1ZV9pZBgCIAEoCRILCgNrZXkYAyABKAkSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIt8BCgxLZXlBZ3JlZW1lbnQSCwoDa2V5GAEgASgJEiwKBm1ldGhvZBgCIAEoDjIcLmZlZWRiYWNrLnYxLkFncmVlbWVudE1ldGhvZBISCgV2YWx1ZRgDIAEoAUgAiAEBEhIKCml0ZW1fY291bnQYBCABKAMSFgoOcmV2aWV3ZXJfY291bnQYBSABKAMSFAoMcmF0aW5nX2NvdW50GAYgASgDEjQKDWRpc2FncmVlbWVudHMYByADKAsyHS5mZWVkYmFjay52MS5JdGVtRGlzYWdyZWVtZW50QggKBl92YWx1ZSLAAQoQSXRlbURpc2FncmVlbWVudBIQCgh0cmFjZV9pZBgBIAEoCRIPCgdzcGFuX2lkGAIgASgJEhEKCXRyYWNlX3VybBgDIAEoCRIUCgxkaXNhZ3JlZW1lbnQYBCABKAESFAoMcmF0aW5nX2NvdW50GAUgASgDEhwKFGRpc3RpbmN0X3ZhbHVlX2NvdW50GAYgASgDEiwKB3JhdGluZ3MYByADKAsyGy5mZWVkYmFjay52MS5SZXZpZXdlclJhdGluZyIxCg5SZXZpZXdlclJhdGluZxIQCghyZXZpZXdlchgBIAEoCRINCgV2YWx1ZRgCIAEoCSJFChRHZXRBZ3JlZW1lbnRSZXNwb25zZRItCgphZ3JlZW1lbnRzGAEgAygLMhkuZmVlZGJhY2sudjEuS2V5QWdyZWVtZW50IoUBChhDcmVhdGVDb25zb2xlTGlua1JlcXVlc3QSDwoHcHJvamVjdBgBIAEoCRIQCghyZXZpZXdlchgCIAEoCRIQCghxdWV1ZV9pZBgDIAEoCRIMCgRyZWFkGAQgASgIEiYKA3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJoChlDcmVhdGVDb25zb2xlTGlua1Jlc3BvbnNlEg0KBXRva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN1cmwYAyABKAkqhAEKDUNvbnRlbnRGb3JtYXQSHgoaQ09OVEVOVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIdChlDT05URU5UX0ZPUk1BVF9QTEFJTl9URVhUEAESGwoXQ09OVEVOVF9GT1JNQVRfTUFSS0RPV04QAhIXChNDT05URU5UX0ZPUk1BVF9KU09OEAMquAEKD0FncmVlbWVudE1ldGhvZBIgChxBR1JFRU1FTlRfTUVUSE9EX1VOU1BFQ0lGSUVEEAASIAocQUdSRUVNRU5UX01FVEhPRF9DT0hFTl9LQVBQQRABEi8KK0FHUkVFTUVOVF9NRVRIT0RfS1JJUFBFTkRPUkZGX0FMUEhBX05PTUlOQUwQAhIwCixBR1JFRU1FTlRfTUVUSE9EX0tSSVBQRU5ET1JGRl9BTFBIQV9JTlRFUlZBTBADMo4HChFBbm5vdGF0aW9uU2VydmljZRJQCgtDcmVhdGVRdWV1ZRIfLmZlZWRiYWNrLnYxLkNyZWF0ZVF1ZXVlUmVxdWVzdBogLmZlZWRiYWNrLnYxLkNyZWF0ZVF1ZXVlUmVzcG9uc2USVgoNQWRkUXVldWVJdGVtcxIhLmZlZWRiYWNrLnYxLkFkZFF1ZXVlSXRlbXNSZXF1ZXN0GiIuZmVlZGJhY2sudjEuQWRkUXVldWVJdGVtc1Jlc3BvbnNlElIKCkxpc3RRdWV1ZXMSHi5mZWVkYmFjay52MS5MaXN0UXVldWVzUmVxdWVzdBofLmZlZWRiYWNrLnYxLkxpc3RRdWV1ZXNSZXNwb25zZSIDkAIBElsKDUdldFF1ZXVlU3RhdHMSIS5mZWVkYmFjay52MS5HZXRRdWV1ZVN0YXRzUmVxdWVzdBoiLmZlZWRiYWNrLnYxLkdldFF1ZXVlU3RhdHNSZXNwb25zZSIDkAIBElYKDUNsYWltTmV4dEl0ZW0SIS5mZWVkYmFjay52MS5DbGFpbU5leHRJdGVtUmVxdWVzdBoiLmZlZWRiYWNrLnYxLkNsYWltTmV4dEl0ZW1SZXNwb25zZRJfChBTdWJtaXRBbm5vdGF0aW9uEiQuZmVlZGJhY2sudjEuU3VibWl0QW5ub3RhdGlvblJlcXVlc3QaJS5mZWVkYmFjay52MS5TdWJtaXRBbm5vdGF0aW9uUmVzcG9uc2USRwoIU2tpcEl0ZW0SHC5mZWVkYmFjay52MS5Ta2lwSXRlbVJlcXVlc3QaHS5mZWVkYmFjay52MS5Ta2lwSXRlbVJlc3BvbnNlEl4KDkdldEl0ZW1Db250ZXh0EiIuZmVlZGJhY2sudjEuR2V0SXRlbUNvbnRleHRSZXF1ZXN0GiMuZmVlZGJhY2sudjEuR2V0SXRlbUNvbnRleHRSZXNwb25zZSIDkAIBElgKDEdldEFncmVlbWVudBIgLmZlZWRiYWNrLnYxLkdldEFncmVlbWVudFJlcXVlc3QaIS5mZWVkYmFjay52MS5HZXRBZ3JlZW1lbnRSZXNwb25zZSIDkAIBEmIKEUNyZWF0ZUNvbnNvbGVMaW5rEiUuZmVlZGJhY2sudjEuQ3JlYXRlQ29uc29sZUxpbmtSZXF1ZXN0GiYuZmVlZGJhY2sudjEuQ3JlYXRlQ29uc29sZUxpbmtSZXNwb25zZWIGcHJvdG8z", [file_feedback_v1_feedback, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * An annotation queue.
@@ -86,6 +86,16 @@ export type Queue = Message<"feedback.v1.Queue"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 9;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Link of an item to its trace in a tracing tool: an http or https URL
+   * with the placeholder "{trace_id}" (and optionally "{span_id}"), e.g.
+   * "https://tracing.example.com/trace/{trace_id}". At most 2,048
+   * characters. Optional; items then carry trace_url.
+   *
+   * @generated from field: string trace_url_template = 10;
+   */
+  traceUrlTemplate: string;
 };
 
 /**
@@ -158,6 +168,16 @@ export type QueueJson = {
    * @generated from field: google.protobuf.Timestamp create_time = 9;
    */
   createTime?: TimestampJson;
+
+  /**
+   * Link of an item to its trace in a tracing tool: an http or https URL
+   * with the placeholder "{trace_id}" (and optionally "{span_id}"), e.g.
+   * "https://tracing.example.com/trace/{trace_id}". At most 2,048
+   * characters. Optional; items then carry trace_url.
+   *
+   * @generated from field: string trace_url_template = 10;
+   */
+  traceUrlTemplate?: string;
 };
 
 /**
@@ -166,6 +186,89 @@ export type QueueJson = {
  */
 export const QueueSchema: GenMessage<Queue, {jsonType: QueueJson}> = /*@__PURE__*/
   messageDesc(file_feedback_v1_annotation, 0);
+
+/**
+ * A snapshot of what reviewers judge: the AI call's input and output, as
+ * they were when the item was added. At most 256 KiB per item (UTF-8 bytes
+ * of input, output and every context name and value together).
+ *
+ * @generated from message feedback.v1.ItemContent
+ */
+export type ItemContent = Message<"feedback.v1.ItemContent"> & {
+  /**
+   * What the model was given (e.g. the user's question or the prompt).
+   *
+   * @generated from field: string input = 1;
+   */
+  input: string;
+
+  /**
+   * What the model answered: what is judged.
+   *
+   * @generated from field: string output = 2;
+   */
+  output: string;
+
+  /**
+   * Further named texts shown beside them (e.g. "retrieved_document",
+   * "system_prompt"): names 1 to 256 characters.
+   *
+   * @generated from field: map<string, string> context = 3;
+   */
+  context: { [key: string]: string };
+
+  /**
+   * How input, output and context values are written.
+   *
+   * @generated from field: feedback.v1.ContentFormat format = 4;
+   */
+  format: ContentFormat;
+};
+
+/**
+ * A snapshot of what reviewers judge: the AI call's input and output, as
+ * they were when the item was added. At most 256 KiB per item (UTF-8 bytes
+ * of input, output and every context name and value together).
+ *
+ * @generated from message feedback.v1.ItemContent
+ */
+export type ItemContentJson = {
+  /**
+   * What the model was given (e.g. the user's question or the prompt).
+   *
+   * @generated from field: string input = 1;
+   */
+  input?: string;
+
+  /**
+   * What the model answered: what is judged.
+   *
+   * @generated from field: string output = 2;
+   */
+  output?: string;
+
+  /**
+   * Further named texts shown beside them (e.g. "retrieved_document",
+   * "system_prompt"): names 1 to 256 characters.
+   *
+   * @generated from field: map<string, string> context = 3;
+   */
+  context?: { [key: string]: string };
+
+  /**
+   * How input, output and context values are written.
+   *
+   * @generated from field: feedback.v1.ContentFormat format = 4;
+   */
+  format?: ContentFormatJson;
+};
+
+/**
+ * Describes the message feedback.v1.ItemContent.
+ * Use `create(ItemContentSchema)` to create a new message.
+ */
+export const ItemContentSchema: GenMessage<ItemContent, {jsonType: ItemContentJson}> = /*@__PURE__*/
+  messageDesc(file_feedback_v1_annotation, 1);
 
 /**
  * One thing to review: an AI call.
@@ -214,6 +317,23 @@ export type QueueItem = Message<"feedback.v1.QueueItem"> & {
    * @generated from field: google.protobuf.Timestamp add_time = 6;
    */
   addTime?: Timestamp | undefined;
+
+  /**
+   * What reviewers judge; optional (without it, reviewers follow trace_url).
+   * Set when the item is first added: adding the same trace and span again
+   * keeps the first content.
+   *
+   * @generated from field: feedback.v1.ItemContent content = 7;
+   */
+  content?: ItemContent | undefined;
+
+  /**
+   * Output only. The queue's trace_url_template filled with this item's
+   * trace and span ids; empty when the queue has no template.
+   *
+   * @generated from field: string trace_url = 8;
+   */
+  traceUrl: string;
 };
 
 /**
@@ -263,6 +383,23 @@ export type QueueItemJson = {
    * @generated from field: google.protobuf.Timestamp add_time = 6;
    */
   addTime?: TimestampJson;
+
+  /**
+   * What reviewers judge; optional (without it, reviewers follow trace_url).
+   * Set when the item is first added: adding the same trace and span again
+   * keeps the first content.
+   *
+   * @generated from field: feedback.v1.ItemContent content = 7;
+   */
+  content?: ItemContentJson;
+
+  /**
+   * Output only. The queue's trace_url_template filled with this item's
+   * trace and span ids; empty when the queue has no template.
+   *
+   * @generated from field: string trace_url = 8;
+   */
+  traceUrl?: string;
 };
 
 /**
@@ -270,7 +407,7 @@ export type QueueItemJson = {
  * Use `create(QueueItemSchema)` to create a new message.
  */
 export const QueueItemSchema: GenMessage<QueueItem, {jsonType: QueueItemJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 1);
+  messageDesc(file_feedback_v1_annotation, 2);
 
 /**
  * Which feedback selects traces for a queue: every trace with at least one
@@ -407,7 +544,7 @@ export type FeedbackSelectorJson = {
  * Use `create(FeedbackSelectorSchema)` to create a new message.
  */
 export const FeedbackSelectorSchema: GenMessage<FeedbackSelector, {jsonType: FeedbackSelectorJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 2);
+  messageDesc(file_feedback_v1_annotation, 3);
 
 /**
  * Request of CreateQueue.
@@ -442,7 +579,7 @@ export type CreateQueueRequestJson = {
  * Use `create(CreateQueueRequestSchema)` to create a new message.
  */
 export const CreateQueueRequestSchema: GenMessage<CreateQueueRequest, {jsonType: CreateQueueRequestJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 3);
+  messageDesc(file_feedback_v1_annotation, 4);
 
 /**
  * Response of CreateQueue.
@@ -477,7 +614,7 @@ export type CreateQueueResponseJson = {
  * Use `create(CreateQueueResponseSchema)` to create a new message.
  */
 export const CreateQueueResponseSchema: GenMessage<CreateQueueResponse, {jsonType: CreateQueueResponseJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 4);
+  messageDesc(file_feedback_v1_annotation, 5);
 
 /**
  * Request of AddQueueItems.
@@ -500,7 +637,8 @@ export type AddQueueItemsRequest = Message<"feedback.v1.AddQueueItemsRequest"> &
   queueId: string;
 
   /**
-   * Items to add, at most 10,000.
+   * Items to add, at most 10,000, each with optional content (see
+   * ItemContent; the request as a whole is at most 32 MiB).
    *
    * @generated from field: repeated feedback.v1.QueueItem items = 3;
    */
@@ -535,7 +673,8 @@ export type AddQueueItemsRequestJson = {
   queueId?: string;
 
   /**
-   * Items to add, at most 10,000.
+   * Items to add, at most 10,000, each with optional content (see
+   * ItemContent; the request as a whole is at most 32 MiB).
    *
    * @generated from field: repeated feedback.v1.QueueItem items = 3;
    */
@@ -554,7 +693,7 @@ export type AddQueueItemsRequestJson = {
  * Use `create(AddQueueItemsRequestSchema)` to create a new message.
  */
 export const AddQueueItemsRequestSchema: GenMessage<AddQueueItemsRequest, {jsonType: AddQueueItemsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 5);
+  messageDesc(file_feedback_v1_annotation, 6);
 
 /**
  * Response of AddQueueItems.
@@ -603,7 +742,7 @@ export type AddQueueItemsResponseJson = {
  * Use `create(AddQueueItemsResponseSchema)` to create a new message.
  */
 export const AddQueueItemsResponseSchema: GenMessage<AddQueueItemsResponse, {jsonType: AddQueueItemsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 6);
+  messageDesc(file_feedback_v1_annotation, 7);
 
 /**
  * Request of ListQueues.
@@ -638,7 +777,7 @@ export type ListQueuesRequestJson = {
  * Use `create(ListQueuesRequestSchema)` to create a new message.
  */
 export const ListQueuesRequestSchema: GenMessage<ListQueuesRequest, {jsonType: ListQueuesRequestJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 7);
+  messageDesc(file_feedback_v1_annotation, 8);
 
 /**
  * Response of ListQueues.
@@ -673,7 +812,7 @@ export type ListQueuesResponseJson = {
  * Use `create(ListQueuesResponseSchema)` to create a new message.
  */
 export const ListQueuesResponseSchema: GenMessage<ListQueuesResponse, {jsonType: ListQueuesResponseJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 8);
+  messageDesc(file_feedback_v1_annotation, 9);
 
 /**
  * Request of GetQueueStats.
@@ -722,7 +861,7 @@ export type GetQueueStatsRequestJson = {
  * Use `create(GetQueueStatsRequestSchema)` to create a new message.
  */
 export const GetQueueStatsRequestSchema: GenMessage<GetQueueStatsRequest, {jsonType: GetQueueStatsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 9);
+  messageDesc(file_feedback_v1_annotation, 10);
 
 /**
  * One reviewer's share of a queue.
@@ -799,7 +938,7 @@ export type ReviewerStatsJson = {
  * Use `create(ReviewerStatsSchema)` to create a new message.
  */
 export const ReviewerStatsSchema: GenMessage<ReviewerStats, {jsonType: ReviewerStatsJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 10);
+  messageDesc(file_feedback_v1_annotation, 11);
 
 /**
  * Response of GetQueueStats.
@@ -890,7 +1029,7 @@ export type GetQueueStatsResponseJson = {
  * Use `create(GetQueueStatsResponseSchema)` to create a new message.
  */
 export const GetQueueStatsResponseSchema: GenMessage<GetQueueStatsResponse, {jsonType: GetQueueStatsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 11);
+  messageDesc(file_feedback_v1_annotation, 12);
 
 /**
  * Request of ClaimNextItem.
@@ -914,6 +1053,9 @@ export type ClaimNextItemRequest = Message<"feedback.v1.ClaimNextItemRequest"> &
 
   /**
    * Who claims: a reviewer id (1 to 256 characters), allowed by the queue.
+   * With a console link: empty or the link's reviewer (filled from the link;
+   * another reviewer is PERMISSION_DENIED). The queue_id must be the link's
+   * queue when the link is bound to one (empty: the link's queue).
    *
    * @generated from field: string reviewer = 3;
    */
@@ -942,6 +1084,9 @@ export type ClaimNextItemRequestJson = {
 
   /**
    * Who claims: a reviewer id (1 to 256 characters), allowed by the queue.
+   * With a console link: empty or the link's reviewer (filled from the link;
+   * another reviewer is PERMISSION_DENIED). The queue_id must be the link's
+   * queue when the link is bound to one (empty: the link's queue).
    *
    * @generated from field: string reviewer = 3;
    */
@@ -953,7 +1098,7 @@ export type ClaimNextItemRequestJson = {
  * Use `create(ClaimNextItemRequestSchema)` to create a new message.
  */
 export const ClaimNextItemRequestSchema: GenMessage<ClaimNextItemRequest, {jsonType: ClaimNextItemRequestJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 12);
+  messageDesc(file_feedback_v1_annotation, 13);
 
 /**
  * Response of ClaimNextItem.
@@ -962,7 +1107,7 @@ export const ClaimNextItemRequestSchema: GenMessage<ClaimNextItemRequest, {jsonT
  */
 export type ClaimNextItemResponse = Message<"feedback.v1.ClaimNextItemResponse"> & {
   /**
-   * The item to review.
+   * The item to review, with its content and trace_url.
    *
    * @generated from field: feedback.v1.QueueItem item = 1;
    */
@@ -997,7 +1142,7 @@ export type ClaimNextItemResponse = Message<"feedback.v1.ClaimNextItemResponse">
  */
 export type ClaimNextItemResponseJson = {
   /**
-   * The item to review.
+   * The item to review, with its content and trace_url.
    *
    * @generated from field: feedback.v1.QueueItem item = 1;
    */
@@ -1030,7 +1175,7 @@ export type ClaimNextItemResponseJson = {
  * Use `create(ClaimNextItemResponseSchema)` to create a new message.
  */
 export const ClaimNextItemResponseSchema: GenMessage<ClaimNextItemResponse, {jsonType: ClaimNextItemResponseJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 13);
+  messageDesc(file_feedback_v1_annotation, 14);
 
 /**
  * Request of SubmitAnnotation.
@@ -1113,7 +1258,7 @@ export type SubmitAnnotationRequestJson = {
  * Use `create(SubmitAnnotationRequestSchema)` to create a new message.
  */
 export const SubmitAnnotationRequestSchema: GenMessage<SubmitAnnotationRequest, {jsonType: SubmitAnnotationRequestJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 14);
+  messageDesc(file_feedback_v1_annotation, 15);
 
 /**
  * Response of SubmitAnnotation.
@@ -1148,7 +1293,7 @@ export type SubmitAnnotationResponseJson = {
  * Use `create(SubmitAnnotationResponseSchema)` to create a new message.
  */
 export const SubmitAnnotationResponseSchema: GenMessage<SubmitAnnotationResponse, {jsonType: SubmitAnnotationResponseJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 15);
+  messageDesc(file_feedback_v1_annotation, 16);
 
 /**
  * Request of SkipItem.
@@ -1211,7 +1356,7 @@ export type SkipItemRequestJson = {
  * Use `create(SkipItemRequestSchema)` to create a new message.
  */
 export const SkipItemRequestSchema: GenMessage<SkipItemRequest, {jsonType: SkipItemRequestJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 16);
+  messageDesc(file_feedback_v1_annotation, 17);
 
 /**
  * Response of SkipItem.
@@ -1234,7 +1379,135 @@ export type SkipItemResponseJson = {
  * Use `create(SkipItemResponseSchema)` to create a new message.
  */
 export const SkipItemResponseSchema: GenMessage<SkipItemResponse, {jsonType: SkipItemResponseJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 17);
+  messageDesc(file_feedback_v1_annotation, 18);
+
+/**
+ * Request of GetItemContext.
+ *
+ * @generated from message feedback.v1.GetItemContextRequest
+ */
+export type GetItemContextRequest = Message<"feedback.v1.GetItemContextRequest"> & {
+  /**
+   * The project; filled from the API key when empty.
+   *
+   * @generated from field: string project = 1;
+   */
+  project: string;
+
+  /**
+   * The queue.
+   *
+   * @generated from field: string queue_id = 2;
+   */
+  queueId: string;
+
+  /**
+   * The claim from ClaimNextItem; its lease must still hold.
+   *
+   * @generated from field: string claim_id = 3;
+   */
+  claimId: string;
+};
+
+/**
+ * Request of GetItemContext.
+ *
+ * @generated from message feedback.v1.GetItemContextRequest
+ */
+export type GetItemContextRequestJson = {
+  /**
+   * The project; filled from the API key when empty.
+   *
+   * @generated from field: string project = 1;
+   */
+  project?: string;
+
+  /**
+   * The queue.
+   *
+   * @generated from field: string queue_id = 2;
+   */
+  queueId?: string;
+
+  /**
+   * The claim from ClaimNextItem; its lease must still hold.
+   *
+   * @generated from field: string claim_id = 3;
+   */
+  claimId?: string;
+};
+
+/**
+ * Describes the message feedback.v1.GetItemContextRequest.
+ * Use `create(GetItemContextRequestSchema)` to create a new message.
+ */
+export const GetItemContextRequestSchema: GenMessage<GetItemContextRequest, {jsonType: GetItemContextRequestJson}> = /*@__PURE__*/
+  messageDesc(file_feedback_v1_annotation, 19);
+
+/**
+ * Response of GetItemContext.
+ *
+ * @generated from message feedback.v1.GetItemContextResponse
+ */
+export type GetItemContextResponse = Message<"feedback.v1.GetItemContextResponse"> & {
+  /**
+   * The claimed item, with its content and trace_url.
+   *
+   * @generated from field: feedback.v1.QueueItem item = 1;
+   */
+  item?: QueueItem | undefined;
+
+  /**
+   * Current end-user feedback (SOURCE_USER) on the item's trace, any span,
+   * newest first, at most 100. Never reviewer or automated feedback.
+   *
+   * @generated from field: repeated feedback.v1.Feedback user_feedback = 2;
+   */
+  userFeedback: Feedback[];
+
+  /**
+   * When the claim's lease ends.
+   *
+   * @generated from field: google.protobuf.Timestamp lease_expire_time = 3;
+   */
+  leaseExpireTime?: Timestamp | undefined;
+};
+
+/**
+ * Response of GetItemContext.
+ *
+ * @generated from message feedback.v1.GetItemContextResponse
+ */
+export type GetItemContextResponseJson = {
+  /**
+   * The claimed item, with its content and trace_url.
+   *
+   * @generated from field: feedback.v1.QueueItem item = 1;
+   */
+  item?: QueueItemJson;
+
+  /**
+   * Current end-user feedback (SOURCE_USER) on the item's trace, any span,
+   * newest first, at most 100. Never reviewer or automated feedback.
+   *
+   * @generated from field: repeated feedback.v1.Feedback user_feedback = 2;
+   */
+  userFeedback?: FeedbackJson[];
+
+  /**
+   * When the claim's lease ends.
+   *
+   * @generated from field: google.protobuf.Timestamp lease_expire_time = 3;
+   */
+  leaseExpireTime?: TimestampJson;
+};
+
+/**
+ * Describes the message feedback.v1.GetItemContextResponse.
+ * Use `create(GetItemContextResponseSchema)` to create a new message.
+ */
+export const GetItemContextResponseSchema: GenMessage<GetItemContextResponse, {jsonType: GetItemContextResponseJson}> = /*@__PURE__*/
+  messageDesc(file_feedback_v1_annotation, 20);
 
 /**
  * Request of GetAgreement.
@@ -1329,7 +1602,7 @@ export type GetAgreementRequestJson = {
  * Use `create(GetAgreementRequestSchema)` to create a new message.
  */
 export const GetAgreementRequestSchema: GenMessage<GetAgreementRequest, {jsonType: GetAgreementRequestJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 18);
+  messageDesc(file_feedback_v1_annotation, 21);
 
 /**
  * Agreement on one key.
@@ -1380,6 +1653,16 @@ export type KeyAgreement = Message<"feedback.v1.KeyAgreement"> & {
    * @generated from field: int64 rating_count = 6;
    */
   ratingCount: bigint;
+
+  /**
+   * The items where reviewers disagreed most: at most 10, most disagreement
+   * first. Only items with two or more ratings that are not all the same
+   * value; empty when reviewers agreed on every item. See ItemDisagreement
+   * for the measure and the order.
+   *
+   * @generated from field: repeated feedback.v1.ItemDisagreement disagreements = 7;
+   */
+  disagreements: ItemDisagreement[];
 };
 
 /**
@@ -1431,6 +1714,16 @@ export type KeyAgreementJson = {
    * @generated from field: int64 rating_count = 6;
    */
   ratingCount?: string;
+
+  /**
+   * The items where reviewers disagreed most: at most 10, most disagreement
+   * first. Only items with two or more ratings that are not all the same
+   * value; empty when reviewers agreed on every item. See ItemDisagreement
+   * for the measure and the order.
+   *
+   * @generated from field: repeated feedback.v1.ItemDisagreement disagreements = 7;
+   */
+  disagreements?: ItemDisagreementJson[];
 };
 
 /**
@@ -1438,7 +1731,193 @@ export type KeyAgreementJson = {
  * Use `create(KeyAgreementSchema)` to create a new message.
  */
 export const KeyAgreementSchema: GenMessage<KeyAgreement, {jsonType: KeyAgreementJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 19);
+  messageDesc(file_feedback_v1_annotation, 22);
+
+/**
+ * An item on which reviewers gave different values for one key.
+ *
+ * disagreement = 1 - (ratings of the most common value) / (ratings of the
+ * item): 0 would be everyone alike; 0.5 is two reviewers who differ; three
+ * reviewers who give three different values reach 2/3. Values count as the
+ * same only when equal (scores too: 4 and 5 differ as much as 1 and 5).
+ * Items are ordered by disagreement (highest first), then by more ratings,
+ * then by trace_id and span_id.
+ *
+ * @generated from message feedback.v1.ItemDisagreement
+ */
+export type ItemDisagreement = Message<"feedback.v1.ItemDisagreement"> & {
+  /**
+   * The item's trace.
+   *
+   * @generated from field: string trace_id = 1;
+   */
+  traceId: string;
+
+  /**
+   * The item's span; empty for the whole trace.
+   *
+   * @generated from field: string span_id = 2;
+   */
+  spanId: string;
+
+  /**
+   * The link to the trace, from the queue's trace_url_template; empty
+   * without a queue or a template.
+   *
+   * @generated from field: string trace_url = 3;
+   */
+  traceUrl: string;
+
+  /**
+   * 1 - share of the most common value, more than 0 and less than 1.
+   *
+   * @generated from field: double disagreement = 4;
+   */
+  disagreement: number;
+
+  /**
+   * Ratings of the item (one per reviewer: their latest).
+   *
+   * @generated from field: int64 rating_count = 5;
+   */
+  ratingCount: bigint;
+
+  /**
+   * Distinct values among them, 2 or more.
+   *
+   * @generated from field: int64 distinct_value_count = 6;
+   */
+  distinctValueCount: bigint;
+
+  /**
+   * The ratings, ordered by reviewer.
+   *
+   * @generated from field: repeated feedback.v1.ReviewerRating ratings = 7;
+   */
+  ratings: ReviewerRating[];
+};
+
+/**
+ * An item on which reviewers gave different values for one key.
+ *
+ * disagreement = 1 - (ratings of the most common value) / (ratings of the
+ * item): 0 would be everyone alike; 0.5 is two reviewers who differ; three
+ * reviewers who give three different values reach 2/3. Values count as the
+ * same only when equal (scores too: 4 and 5 differ as much as 1 and 5).
+ * Items are ordered by disagreement (highest first), then by more ratings,
+ * then by trace_id and span_id.
+ *
+ * @generated from message feedback.v1.ItemDisagreement
+ */
+export type ItemDisagreementJson = {
+  /**
+   * The item's trace.
+   *
+   * @generated from field: string trace_id = 1;
+   */
+  traceId?: string;
+
+  /**
+   * The item's span; empty for the whole trace.
+   *
+   * @generated from field: string span_id = 2;
+   */
+  spanId?: string;
+
+  /**
+   * The link to the trace, from the queue's trace_url_template; empty
+   * without a queue or a template.
+   *
+   * @generated from field: string trace_url = 3;
+   */
+  traceUrl?: string;
+
+  /**
+   * 1 - share of the most common value, more than 0 and less than 1.
+   *
+   * @generated from field: double disagreement = 4;
+   */
+  disagreement?: number | "NaN" | "Infinity" | "-Infinity";
+
+  /**
+   * Ratings of the item (one per reviewer: their latest).
+   *
+   * @generated from field: int64 rating_count = 5;
+   */
+  ratingCount?: string;
+
+  /**
+   * Distinct values among them, 2 or more.
+   *
+   * @generated from field: int64 distinct_value_count = 6;
+   */
+  distinctValueCount?: string;
+
+  /**
+   * The ratings, ordered by reviewer.
+   *
+   * @generated from field: repeated feedback.v1.ReviewerRating ratings = 7;
+   */
+  ratings?: ReviewerRatingJson[];
+};
+
+/**
+ * Describes the message feedback.v1.ItemDisagreement.
+ * Use `create(ItemDisagreementSchema)` to create a new message.
+ */
+export const ItemDisagreementSchema: GenMessage<ItemDisagreement, {jsonType: ItemDisagreementJson}> = /*@__PURE__*/
+  messageDesc(file_feedback_v1_annotation, 23);
+
+/**
+ * One reviewer's rating of an item for one key.
+ *
+ * @generated from message feedback.v1.ReviewerRating
+ */
+export type ReviewerRating = Message<"feedback.v1.ReviewerRating"> & {
+  /**
+   * The reviewer (the feedback's author).
+   *
+   * @generated from field: string reviewer = 1;
+   */
+  reviewer: string;
+
+  /**
+   * The value as text: "up" or "down" for thumbs, the number for scores
+   * (e.g. "3", "4.5"), the label for labels.
+   *
+   * @generated from field: string value = 2;
+   */
+  value: string;
+};
+
+/**
+ * One reviewer's rating of an item for one key.
+ *
+ * @generated from message feedback.v1.ReviewerRating
+ */
+export type ReviewerRatingJson = {
+  /**
+   * The reviewer (the feedback's author).
+   *
+   * @generated from field: string reviewer = 1;
+   */
+  reviewer?: string;
+
+  /**
+   * The value as text: "up" or "down" for thumbs, the number for scores
+   * (e.g. "3", "4.5"), the label for labels.
+   *
+   * @generated from field: string value = 2;
+   */
+  value?: string;
+};
+
+/**
+ * Describes the message feedback.v1.ReviewerRating.
+ * Use `create(ReviewerRatingSchema)` to create a new message.
+ */
+export const ReviewerRatingSchema: GenMessage<ReviewerRating, {jsonType: ReviewerRatingJson}> = /*@__PURE__*/
+  messageDesc(file_feedback_v1_annotation, 24);
 
 /**
  * Response of GetAgreement.
@@ -1473,7 +1952,227 @@ export type GetAgreementResponseJson = {
  * Use `create(GetAgreementResponseSchema)` to create a new message.
  */
 export const GetAgreementResponseSchema: GenMessage<GetAgreementResponse, {jsonType: GetAgreementResponseJson}> = /*@__PURE__*/
-  messageDesc(file_feedback_v1_annotation, 20);
+  messageDesc(file_feedback_v1_annotation, 25);
+
+/**
+ * Request of CreateConsoleLink.
+ *
+ * @generated from message feedback.v1.CreateConsoleLinkRequest
+ */
+export type CreateConsoleLinkRequest = Message<"feedback.v1.CreateConsoleLinkRequest"> & {
+  /**
+   * The project; filled from the API key when empty.
+   *
+   * @generated from field: string project = 1;
+   */
+  project: string;
+
+  /**
+   * Who the link is for: a reviewer id, 1 to 256 characters. A reviewing
+   * link claims and submits as this reviewer only.
+   *
+   * @generated from field: string reviewer = 2;
+   */
+  reviewer: string;
+
+  /**
+   * Bind the link to this queue of the project: it then claims, submits and
+   * reads stats and agreement of this queue only, and ListQueues shows only
+   * it. Optional: empty allows every queue of the project.
+   *
+   * @generated from field: string queue_id = 3;
+   */
+  queueId: string;
+
+  /**
+   * A read-only dashboard link: StreamAggregates, CompareVersions,
+   * ListQueues, GetQueueStats, GetAgreement, GetFeedbackKey and
+   * ListFeedbackKeys; nothing that writes or claims.
+   *
+   * @generated from field: bool read = 4;
+   */
+  read: boolean;
+
+  /**
+   * How long the link works: more than 0, at most 30 days; unset means 7
+   * days.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 5;
+   */
+  ttl?: Duration | undefined;
+};
+
+/**
+ * Request of CreateConsoleLink.
+ *
+ * @generated from message feedback.v1.CreateConsoleLinkRequest
+ */
+export type CreateConsoleLinkRequestJson = {
+  /**
+   * The project; filled from the API key when empty.
+   *
+   * @generated from field: string project = 1;
+   */
+  project?: string;
+
+  /**
+   * Who the link is for: a reviewer id, 1 to 256 characters. A reviewing
+   * link claims and submits as this reviewer only.
+   *
+   * @generated from field: string reviewer = 2;
+   */
+  reviewer?: string;
+
+  /**
+   * Bind the link to this queue of the project: it then claims, submits and
+   * reads stats and agreement of this queue only, and ListQueues shows only
+   * it. Optional: empty allows every queue of the project.
+   *
+   * @generated from field: string queue_id = 3;
+   */
+  queueId?: string;
+
+  /**
+   * A read-only dashboard link: StreamAggregates, CompareVersions,
+   * ListQueues, GetQueueStats, GetAgreement, GetFeedbackKey and
+   * ListFeedbackKeys; nothing that writes or claims.
+   *
+   * @generated from field: bool read = 4;
+   */
+  read?: boolean;
+
+  /**
+   * How long the link works: more than 0, at most 30 days; unset means 7
+   * days.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 5;
+   */
+  ttl?: DurationJson;
+};
+
+/**
+ * Describes the message feedback.v1.CreateConsoleLinkRequest.
+ * Use `create(CreateConsoleLinkRequestSchema)` to create a new message.
+ */
+export const CreateConsoleLinkRequestSchema: GenMessage<CreateConsoleLinkRequest, {jsonType: CreateConsoleLinkRequestJson}> = /*@__PURE__*/
+  messageDesc(file_feedback_v1_annotation, 26);
+
+/**
+ * Response of CreateConsoleLink.
+ *
+ * @generated from message feedback.v1.CreateConsoleLinkResponse
+ */
+export type CreateConsoleLinkResponse = Message<"feedback.v1.CreateConsoleLinkResponse"> & {
+  /**
+   * The console link credential ("fbc1.<payload>.<signature>"): send it as
+   * "authorization: Bearer <token>" (gRPC metadata or HTTP header).
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * When the link stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The console URL to hand to the person: "<FEEDBACK_PUBLIC_URL>/#link=<token>"
+   * (the token rides in the fragment, which browsers never send to a server).
+   * Empty when the server has neither FEEDBACK_PUBLIC_URL nor an HTTP port.
+   *
+   * @generated from field: string url = 3;
+   */
+  url: string;
+};
+
+/**
+ * Response of CreateConsoleLink.
+ *
+ * @generated from message feedback.v1.CreateConsoleLinkResponse
+ */
+export type CreateConsoleLinkResponseJson = {
+  /**
+   * The console link credential ("fbc1.<payload>.<signature>"): send it as
+   * "authorization: Bearer <token>" (gRPC metadata or HTTP header).
+   *
+   * @generated from field: string token = 1;
+   */
+  token?: string;
+
+  /**
+   * When the link stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: TimestampJson;
+
+  /**
+   * The console URL to hand to the person: "<FEEDBACK_PUBLIC_URL>/#link=<token>"
+   * (the token rides in the fragment, which browsers never send to a server).
+   * Empty when the server has neither FEEDBACK_PUBLIC_URL nor an HTTP port.
+   *
+   * @generated from field: string url = 3;
+   */
+  url?: string;
+};
+
+/**
+ * Describes the message feedback.v1.CreateConsoleLinkResponse.
+ * Use `create(CreateConsoleLinkResponseSchema)` to create a new message.
+ */
+export const CreateConsoleLinkResponseSchema: GenMessage<CreateConsoleLinkResponse, {jsonType: CreateConsoleLinkResponseJson}> = /*@__PURE__*/
+  messageDesc(file_feedback_v1_annotation, 27);
+
+/**
+ * How the texts of an ItemContent are written, so the console renders them.
+ *
+ * @generated from enum feedback.v1.ContentFormat
+ */
+export enum ContentFormat {
+  /**
+   * Not given: treated as plain text.
+   *
+   * @generated from enum value: CONTENT_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Plain text, shown as is.
+   *
+   * @generated from enum value: CONTENT_FORMAT_PLAIN_TEXT = 1;
+   */
+  PLAIN_TEXT = 1,
+
+  /**
+   * Markdown (CommonMark); the console renders it without raw HTML.
+   *
+   * @generated from enum value: CONTENT_FORMAT_MARKDOWN = 2;
+   */
+  MARKDOWN = 2,
+
+  /**
+   * JSON: input and output, when not empty, must each be a valid JSON text.
+   *
+   * @generated from enum value: CONTENT_FORMAT_JSON = 3;
+   */
+  JSON = 3,
+}
+
+/**
+ * How the texts of an ItemContent are written, so the console renders them.
+ *
+ * @generated from enum feedback.v1.ContentFormat
+ */
+export type ContentFormatJson = "CONTENT_FORMAT_UNSPECIFIED" | "CONTENT_FORMAT_PLAIN_TEXT" | "CONTENT_FORMAT_MARKDOWN" | "CONTENT_FORMAT_JSON";
+
+/**
+ * Describes the enum feedback.v1.ContentFormat.
+ */
+export const ContentFormatSchema: GenEnum<ContentFormat, ContentFormatJson> = /*@__PURE__*/
+  enumDesc(file_feedback_v1_annotation, 0);
 
 /**
  * How agreement was measured.
@@ -1521,7 +2220,7 @@ export type AgreementMethodJson = "AGREEMENT_METHOD_UNSPECIFIED" | "AGREEMENT_ME
  * Describes the enum feedback.v1.AgreementMethod.
  */
 export const AgreementMethodSchema: GenEnum<AgreementMethod, AgreementMethodJson> = /*@__PURE__*/
-  enumDesc(file_feedback_v1_annotation, 0);
+  enumDesc(file_feedback_v1_annotation, 1);
 
 /**
  * Annotation queues hand AI outputs to internal reviewers, and agreement
@@ -1534,7 +2233,19 @@ export const AgreementMethodSchema: GenEnum<AgreementMethod, AgreementMethodJson
  * reviewers as the queue asks for have annotated it. A lease that expires
  * returns the item to the pool. Every call needs the annotate scope, except
  * ListQueues, GetQueueStats and GetAgreement, which need the read or the
- * annotate scope (reviewers read them too).
+ * annotate scope (reviewers read them too), and CreateConsoleLink, which
+ * needs the annotate or the admin scope.
+ *
+ * The reviewer console: an item may carry a snapshot of what is judged
+ * (ItemContent) and a queue may link each item to its trace
+ * (trace_url_template). CreateConsoleLink mints a signed, expiring console
+ * link for one reviewer; the console sends it as "authorization: Bearer
+ * <token>" from the service's own pages (a console link from a page of
+ * another origin is PERMISSION_DENIED). A reviewer link acts as that
+ * reviewer only (and, when bound, on that queue only); a read link only
+ * reads dashboards. Reviewers work blind: GetItemContext shows the holder of
+ * a claim the end users' feedback on the item's trace, never other
+ * reviewers' annotations.
  *
  * @generated from service feedback.v1.AnnotationService
  */
@@ -1620,6 +2331,20 @@ export const AnnotationService: GenService<{
     output: typeof SkipItemResponseSchema;
   },
   /**
+   * What the reviewer holding a claim sees beside the item: the item with its
+   * content and trace link, and end users' feedback on its trace (source
+   * SOURCE_USER: thumbs, comments, corrections). Never other reviewers'
+   * annotations. Only for the reviewer holding the claim while the lease
+   * lasts: FAILED_PRECONDITION (reason LEASE_EXPIRED) otherwise.
+   *
+   * @generated from rpc feedback.v1.AnnotationService.GetItemContext
+   */
+  getItemContext: {
+    methodKind: "unary";
+    input: typeof GetItemContextRequestSchema;
+    output: typeof GetItemContextResponseSchema;
+  },
+  /**
    * Agreement between reviewers, per key: Cohen's kappa for two reviewers,
    * Krippendorff's alpha for more (nominal for thumbs and labels, interval
    * for scores). Needs the read or the annotate scope.
@@ -1630,6 +2355,22 @@ export const AnnotationService: GenService<{
     methodKind: "unary";
     input: typeof GetAgreementRequestSchema;
     output: typeof GetAgreementResponseSchema;
+  },
+  /**
+   * Mints a console link for one person: a signed, expiring credential bound
+   * to the project, a reviewer id, optionally one queue, and either
+   * reviewing or read-only dashboards. Needs the annotate or the admin scope
+   * and token secrets on the server (FEEDBACK_TOKEN_SECRETS, or the local
+   * data/token.secret); rotating the secrets revokes every link. A console
+   * link is never accepted as an end-user feedback token, nor a feedback
+   * token as a console link.
+   *
+   * @generated from rpc feedback.v1.AnnotationService.CreateConsoleLink
+   */
+  createConsoleLink: {
+    methodKind: "unary";
+    input: typeof CreateConsoleLinkRequestSchema;
+    output: typeof CreateConsoleLinkResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_feedback_v1_annotation, 0);

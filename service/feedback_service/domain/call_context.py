@@ -1,9 +1,0 @@
-"""Per-call context that layers below the API need without taking gRPC objects."""
-
-from __future__ import annotations
-
-import contextvars
-
-# Monotonic-clock deadline of the RPC running in this task, or None when it has none. Database calls
-# made for the RPC get the time that remains (ClickHouse max_execution_time).
-call_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("call_deadline", default=None)
