@@ -46,8 +46,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	@touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/feedback migrate
-	exec $(BIN)/feedback serve
+	exec $(BIN)/feedback serve  # serve migrates once before it listens
 
 $(JS_DEPS): $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --ignore-scripts --no-audit --no-fund

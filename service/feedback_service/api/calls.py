@@ -151,9 +151,22 @@ class CallPolicy:
     metrics: ServerMetrics | None = None  # None: no metrics endpoint
     tracing: Tracing | None = None  # None: tracing off
 
-    def begin(self, method: str, transport: Transport, metadata: Metadata, request: Any = None) -> CallRun:
-        """Start timing (and tracing) one call; ``request`` when it is already decoded."""
-        return CallRun(self, method, transport, metadata, request)
+    def begin(
+        self, method: str, transport: Transport, metadata: Metadata, request: Any = None, *, peer: str = ""
+    ) -> CallRun:
+        """Start timing (and tracing) one call; ``request`` when it is already decoded, ``peer`` the
+        caller's address as the transport sees it."""
+        return CallRun(self, method, transport, metadata, request, peer=peer)
+
+
+def _project_named_in(request: Any) -> str:
+    """The project a request names, for the log line: its own field, or its (first) feedback's."""
+    project = getattr(request, "project", "")
+    if not project:
+        feedback = getattr(request, "feedback", None)
+        first = feedback[0] if isinstance(feedback, Sequence) and feedback else feedback
+        project = getattr(first, "project", "")
+    return project if isinstance(project, str) else ""
 
 
 def _rate_key(principal: Principal) -> str:
@@ -186,12 +199,22 @@ class CallRun:
         "code",
         "key_id",
         "method",
+        "peer",
+        "project",
+        "refusal",
         "started",
         "transport",
     )
 
-    def __init__(self, policy: CallPolicy, method: str, transport: Transport, metadata: Metadata, request: Any) -> None:
+    def __init__(
+        self, policy: CallPolicy, method: str, transport: Transport, metadata: Metadata, request: Any, *, peer: str = ""
+    ) -> None:
         self.method = method
+        self.peer = peer
+        # For the log line: the project the call is about, and for a refusal its reason and the names of
+        # the bad fields (never their values).
+        self.project = ""
+        self.refusal: dict[str, Any] = {}
         self.transport = transport
         self.started = time.perf_counter()
         self.code = grpc.StatusCode.OK
@@ -218,6 +241,7 @@ class CallRun:
         another origin's page has leaked.
         """
         call_deadline.set(deadline)
+        self.project = _project_named_in(request)
         _check_decoded(request)
         if not self._described and self._span is not None and self._tracing is not None:
             self._tracing.describe_request(self._span, request)
@@ -225,6 +249,7 @@ class CallRun:
             return CallContext(self.method, UNAUTHENTICATED_LOCAL, self.transport)
         principal = await self._authenticator.authenticate(bearer_of(self._metadata, request))
         self.key_id = principal.key_id
+        self.project = self.project or (principal.project or "")
         if cross_origin and principal.console is not None:
             raise PermissionDeniedError(
                 "console links work on the service's own pages only and are refused from pages of other origins"
@@ -248,6 +273,10 @@ class CallRun:
         their code (api/errors.py); anything else is a bug: logged, traced, and INTERNAL to the caller."""
         if isinstance(error, FeedbackServiceError):
             self.code = grpc_code(error)
+            self.refusal = {"reason": type(error).__name__}
+            fields = sorted({violation.field for violation in getattr(error, "violations", ())})
+            if fields:
+                self.refusal["bad_fields"] = fields
             return status_proto(error)
         self.code = grpc.StatusCode.INTERNAL
         _log.exception("rpc_failed", method=self.method, exc_info=error)
@@ -274,6 +303,9 @@ class CallRun:
             duration_ms=round(duration_s * 1000, 3),
             key_id=self.key_id,
             transport=self.transport.value,
+            project=self.project,
+            peer=self.peer,
+            **self.refusal,
         )
         if self._metrics is not None:
             if self._streaming:

@@ -106,7 +106,9 @@ class _CallSteps:
     async def on_start(self, ctx: RequestContext[Any, Any]) -> CallRun:
         method = f"/{ctx.method.service_name}/{ctx.method.name}"
         headers = ctx.request_headers
-        run = self._policy.begin(method, _transport_of(headers), list(headers.allitems()))
+        run = self._policy.begin(
+            method, _transport_of(headers), list(headers.allitems()), peer=ctx.client_address or ""
+        )
         _current_run.set(run)
         return run
 

@@ -44,7 +44,7 @@ def _unary(rpc: Rpc, handler: UnaryHandler, policy: CallPolicy) -> Callable[...,
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         metadata = context.invocation_metadata()
-        run = policy.begin(method, Transport.GRPC, metadata, request)
+        run = policy.begin(method, Transport.GRPC, metadata, request, peer=context.peer())
         try:
             call_context = await run.admit(request, deadline=_deadline(context))
             return await handler(request, call_context)
@@ -65,7 +65,7 @@ def _stream(rpc: Rpc, handler: StreamHandler, policy: CallPolicy) -> Callable[..
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         metadata = context.invocation_metadata()
-        run = policy.begin(method, Transport.GRPC, metadata, request)
+        run = policy.begin(method, Transport.GRPC, metadata, request, peer=context.peer())
         try:
             call_context = await run.admit(request, deadline=_deadline(context))
             run.stream_opened()

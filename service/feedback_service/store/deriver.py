@@ -39,6 +39,7 @@ CHANGES_TABLE = "feedback_changes"
 CHECKPOINT_INTERVAL_S = 60.0
 # A reader waits at most this long for the deriver before its read fails as unavailable.
 WAIT_LIMIT_S = 30.0
+CLOSE_LIMIT_S = 10.0  # at a stop: what is not derived by then, the next start's check completes
 # After a write, the deriver waits this long for more before it derives (unless a reader is waiting or
 # much is pending): every derive costs a part write per view however few its rows, and the merges after.
 DERIVE_DELAY_S = 0.2
@@ -88,7 +89,7 @@ class Deriver:
         self._wakeup = asyncio.Event()
         self._urgent = asyncio.Event()  # a reader waits, or the store closes: derive without delay
         self._pending_rows = 0
-        self._progress = asyncio.Condition()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # (seq awaited, resolved once derived)
         self._task: asyncio.Task[None] | None = None
         self._checkpoint_due = time.monotonic() + CHECKPOINT_INTERVAL_S
 
@@ -111,8 +112,14 @@ class Deriver:
         if self.derived_seq >= target:
             return
         self._urgent.set()
-        async with self._progress:
-            await asyncio.wait_for(self._progress.wait_for(lambda: self.derived_seq >= target), WAIT_LIMIT_S)
+        if self._task is None or self._task.done():
+            raise TimeoutError("the deriver is not running")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, done))
+        try:
+            await asyncio.wait_for(asyncio.shield(done), WAIT_LIMIT_S)
+        finally:
+            self._waiters = [(at, waiter) for at, waiter in self._waiters if waiter is not done]
 
     @property
     def pending(self) -> int:
@@ -133,19 +140,21 @@ class Deriver:
         await self._advance(seq, projects)
 
     async def close(self) -> None:
-        """Derive what is pending, then stop."""
+        """Derive what is pending (within CLOSE_LIMIT_S), then stop."""
         if self._task is None:
             return
         if not self.failed:
-            await self.wait_until_derived()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wait_until_derived(), CLOSE_LIMIT_S)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
 
     async def _advance(self, seq: int, projects: set[str]) -> None:
         self.derived_seq = max(self.derived_seq, seq)
-        async with self._progress:
-            self._progress.notify_all()
+        for at, waiter in self._waiters:
+            if at <= self.derived_seq and not waiter.done():
+                waiter.set_result(None)
         if projects:
             self._on_derived(projects)
 

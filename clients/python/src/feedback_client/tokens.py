@@ -78,10 +78,14 @@ def sign_envelope(prefix: str, secret: str, payload: dict[str, Any]) -> str:
     return f"{signed}.{_signature(secret, signed)}"
 
 
-def open_envelope(prefix: str, token: str, secrets_by_id: dict[str, str], *, what: str) -> dict[str, Any]:
+def open_envelope(
+    prefix: str, token: str, secrets_by_id: dict[str, str], *, what: str, short: str = ""
+) -> dict[str, Any]:
     """The payload of an envelope signed by one of the secrets (by the payload's ``kid``). Raises
     TokenFormatError when it is not a well-formed ``prefix`` envelope, ValueError when the secret is
-    unknown or the signature does not match; ``what`` names the credential in the messages."""
+    unknown or the signature does not match; ``what`` names the credential in the messages (``short``
+    after the first one)."""
+    short = short or what
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != prefix:
         raise TokenFormatError(f"not a {what} (expected {prefix}.<payload>.<signature>)")
@@ -89,14 +93,14 @@ def open_envelope(prefix: str, token: str, secrets_by_id: dict[str, str], *, wha
         payload = json.loads(_unb64(parts[1]))
         key_id = str(payload["kid"])
     except (ValueError, KeyError, TypeError) as error:
-        raise TokenFormatError(f"the {what} payload is not readable") from error
+        raise TokenFormatError(f"the {short} payload is not readable") from error
     secret = secrets_by_id.get(key_id)
     if secret is None:
-        raise ValueError(f"the {what} was signed with a secret this server does not accept (rotated out?)")
+        raise ValueError(f"the {short} was signed with a secret this server does not accept (rotated out?)")
     if not hmac.compare_digest(_signature(secret, f"{prefix}.{parts[1]}"), parts[2]):
-        raise ValueError(f"the {what} signature is invalid: it was altered or signed with another secret")
+        raise ValueError(f"the {short} signature is invalid: it was altered or signed with another secret")
     if not isinstance(payload, dict):
-        raise TokenFormatError(f"the {what} payload is not readable")
+        raise TokenFormatError(f"the {short} payload is not readable")
     return payload
 
 
@@ -147,7 +151,7 @@ def verify_signature(token: str, secrets_by_id: dict[str, str]) -> TokenClaims:
 
     Expiry and binding are checked by the server, not here.
     """
-    payload = open_envelope(PREFIX, token, secrets_by_id, what="feedback token")
+    payload = open_envelope(PREFIX, token, secrets_by_id, what="feedback token", short="token")
     key_id = str(payload["kid"])
     try:
         return TokenClaims(
