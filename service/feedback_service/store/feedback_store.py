@@ -298,7 +298,9 @@ class ClickHouseFeedbackStore:
         """One flush on the single writer: read what the commands touch, apply them, insert into feedback."""
         seq = self._deriver.submitted_seq + 1  # this flush's, once submitted (under the write lock)
         derived = self._deriver.derived_seq
-        pending = {key: vote for key, (at, vote) in self._pending_votes.items() if at > derived}
+        # Votes the deriver has reached are in user_votes now: keep only the others.
+        self._pending_votes = {key: entry for key, entry in self._pending_votes.items() if entry[0] > derived}
+        pending = {key: vote for key, (_, vote) in self._pending_votes.items()}
         started = datetime.now(UTC)
         plan = WritePlan(read_state(client, commands, pending_votes=pending))
         outcomes = [plan.apply(command) for command in commands]
@@ -310,7 +312,6 @@ class ClickHouseFeedbackStore:
                 # An insert that failed may still have stored its rows (e.g. the reply was lost).
                 self._needs_repair = True
                 raise
-        self._pending_votes = {key: (at, vote) for key, (at, vote) in self._pending_votes.items() if at > derived}
         self._pending_votes.update({key: (seq, vote) for key, vote in plan.votes.items()})
         return outcomes, rows, plan.projects, started
 
