@@ -133,7 +133,7 @@ def measure_storage(data_dir: Path, rows_per_insert: int, seconds: float) -> dic
 
     import clickhouse_connect  # noqa: PLC0415  (only this process loads the embedded engine)
 
-    from feedback_service.domain.fingerprint import create_fingerprint  # noqa: PLC0415
+    from feedback_service.domain.feedback.fingerprint import create_fingerprint  # noqa: PLC0415
     from feedback_service.store import rows as service_rows  # noqa: PLC0415
     from feedback_service.store.deriver import CHANGES_TABLE  # noqa: PLC0415
 
@@ -218,7 +218,7 @@ def measure_floors(data_dir: Path) -> dict[str, float]:
 
     import clickhouse_connect  # noqa: PLC0415
 
-    from feedback_service.domain.fingerprint import create_fingerprint  # noqa: PLC0415
+    from feedback_service.domain.feedback.fingerprint import create_fingerprint  # noqa: PLC0415
     from feedback_service.store import rows as service_rows  # noqa: PLC0415
     from feedback_service.store.deriver import CHANGES_TABLE  # noqa: PLC0415
     from feedback_service.store.query_params import StringArray  # noqa: PLC0415

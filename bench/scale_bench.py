@@ -126,7 +126,7 @@ def _tables(client: Any) -> dict[str, dict[str, int]]:
 def _profile(client: Any, now: datetime) -> dict[str, dict[str, float]]:
     """The store's own SQL of each snapshot and of CompareVersions: rows and marks the engine reads
     (EXPLAIN ESTIMATE, after primary-key and index analysis) and its median time in the engine."""
-    from feedback_service.domain.aggregates import (  # noqa: PLC0415
+    from feedback_service.domain.evaluation.aggregates import (  # noqa: PLC0415
         AggregateQuery,
         FeedbackScope,
         GroupField,

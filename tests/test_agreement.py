@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from feedback_service.domain.agreement import (
+from feedback_service.domain.annotation.agreement import (
     Agreement,
     Method,
     cohen_kappa,
@@ -31,7 +31,7 @@ from feedback_service.domain.agreement import (
     measure_agreement,
     most_disagreed,
 )
-from feedback_service.domain.annotation_ops import rating_text
+from feedback_service.domain.annotation.operations import rating_text
 
 V = TypeVar("V", bound=Hashable)
 

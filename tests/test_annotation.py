@@ -18,12 +18,12 @@ from feedback_proto.v1 import annotation_pb2 as pb
 from feedback_proto.v1 import annotation_pb2_grpc, feedback_keys_pb2_grpc, feedback_pb2
 from feedback_proto.v1 import feedback_keys_pb2 as keys_pb
 from feedback_proto.v1 import feedback_service_pb2 as feedback_pb
-from feedback_service.domain.annotation import Queue, QueueItem
-from feedback_service.domain.annotation_ops import AnnotationOperations
+from feedback_service.domain.annotation.operations import AnnotationOperations
+from feedback_service.domain.annotation.queues import Queue, QueueItem
 from feedback_service.domain.errors import LeaseExpiredError, QueueEmptyError
-from feedback_service.domain.key_schemas import KeySchemaRegistry
+from feedback_service.domain.feedback.operations import FeedbackOperations
+from feedback_service.domain.keys.registry import KeySchemaRegistry
 from feedback_service.domain.model import FeedbackInput, ValueKind
-from feedback_service.domain.operations import FeedbackOperations
 from feedback_service.server import FeedbackServer
 from feedback_service.store.annotation_store import ClickHouseAnnotationStore
 from feedback_service.store.feedback_key_store import ClickHouseKeySchemaStore

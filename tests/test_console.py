@@ -30,8 +30,8 @@ from feedback_proto.v1 import annotation_pb2_grpc, feedback_keys_pb2_grpc, feedb
 from feedback_proto.v1 import feedback_keys_pb2 as fk
 from feedback_proto.v1 import feedback_service_pb2 as fpb
 from feedback_service.config import ConfigError, Settings, load_settings
-from feedback_service.domain.annotation import MAX_CONTENT_BYTES
-from feedback_service.domain.feedback_tokens import ConsoleLinkClaims, sign_console_link
+from feedback_service.domain.access.feedback_tokens import ConsoleLinkClaims, sign_console_link
+from feedback_service.domain.annotation.queues import MAX_CONTENT_BYTES
 from feedback_service.server import FeedbackServer
 from feedback_service.store.annotation_store import ClickHouseAnnotationStore
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig

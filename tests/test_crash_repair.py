@@ -30,9 +30,9 @@ from clickhouse_connect.driver.client import Client
 from feedback_proto.v1 import aggregates_pb2 as agg
 from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
-from feedback_service.domain.listing import FeedbackFilter
+from feedback_service.domain.feedback.listing import FeedbackFilter
+from feedback_service.domain.feedback.operations import FeedbackOperations
 from feedback_service.domain.model import Feedback, FeedbackInput, FeedbackValue, Source, Thumb, ValueKind
-from feedback_service.domain.operations import FeedbackOperations
 from feedback_service.server import migrate
 from feedback_service.store.derived_repair import CheckScope
 from feedback_service.store.deriver import insert_changes

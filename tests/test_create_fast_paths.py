@@ -16,8 +16,8 @@ from feedback_client.tokens import VALUE_KINDS, TokenClaims
 from feedback_proto.v1 import feedback_pb2
 from feedback_service.api.convert import feedback_input, feedback_message, put_created_feedback
 from feedback_service.domain import validation
+from feedback_service.domain.access.feedback_tokens import bind_to_token
 from feedback_service.domain.errors import InvalidArgumentError
-from feedback_service.domain.feedback_tokens import bind_to_token
 from feedback_service.domain.model import Feedback, FeedbackInput, ValueKind
 from feedback_service.domain.validation import normalize_trace_id, validate_new_feedback
 

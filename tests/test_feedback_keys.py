@@ -13,7 +13,7 @@ from feedback_proto.v1 import feedback_keys_pb2 as keys_pb
 from feedback_proto.v1 import feedback_keys_pb2_grpc, feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.domain.errors import InvalidArgumentError
-from feedback_service.domain.feedback_keys import KeyKind, KeySchema, validate_schema
+from feedback_service.domain.keys.schemas import KeyKind, KeySchema, validate_schema
 from tests.helpers import field_violations
 
 SCORE_KEY = keys_pb.FeedbackKey(

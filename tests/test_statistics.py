@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedback_service.domain import statistics as stats
+from feedback_service.domain.evaluation import statistics as stats
 
 # --- independent references --------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ import pytest
 from clickhouse_connect.driver.binding import format_bind_value
 
 from feedback_service.domain.cursor_tokens import PageCursor
-from feedback_service.domain.fingerprint import create_fingerprint
-from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
+from feedback_service.domain.feedback.fingerprint import create_fingerprint
+from feedback_service.domain.feedback.listing import FeedbackFilter, micros_since_epoch
 from feedback_service.domain.model import Feedback, FeedbackValue, Source, Thumb
 from feedback_service.domain.ports import CreateStatus, NewFeedback
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig

@@ -1,4 +1,4 @@
-"""The write rules of one flush (domain/write_plan.py), without ClickHouse: idempotent creates, conflicts,
+"""The write rules of one flush (domain/feedback/write_plan.py), without ClickHouse: idempotent creates, conflicts,
 deleted ids, one vote per user (against stored votes and within one flush), updates and deletes. The same
 rules end to end, through the store and the API, are in test_create.py, test_update_delete.py and
 test_aggregates_property.py."""
@@ -9,9 +9,9 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from feedback_service.domain.errors import NotFoundError
+from feedback_service.domain.feedback.write_plan import Create, Delete, State, StoredState, Update, WritePlan
 from feedback_service.domain.model import Feedback, FeedbackValue, Source, Thumb, ValueKind
 from feedback_service.domain.ports import CreateStatus, NewFeedback
-from feedback_service.domain.write_plan import Create, Delete, State, StoredState, Update, WritePlan
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 UP = FeedbackValue(ValueKind.THUMB, Thumb.UP)

@@ -30,14 +30,14 @@ from feedback_service.api.rate_limit import RateLimiter
 from feedback_service.api.rpcs import Rpc, rpcs_of
 from feedback_service.api.servicer import FeedbackServicer
 from feedback_service.config import Settings
-from feedback_service.domain.annotation_ops import AnnotationOperations
-from feedback_service.domain.api_keys import Authenticator
+from feedback_service.domain.access.api_keys import Authenticator
+from feedback_service.domain.access.feedback_tokens import TokenAuthority
+from feedback_service.domain.access.key_admin import ApiKeyOperations
+from feedback_service.domain.annotation.operations import AnnotationOperations
 from feedback_service.domain.errors import FeedbackServiceError
-from feedback_service.domain.evaluation import EvaluationOperations
-from feedback_service.domain.feedback_tokens import TokenAuthority
-from feedback_service.domain.key_admin import ApiKeyOperations
-from feedback_service.domain.key_schemas import KeySchemaOperations, KeySchemaRegistry
-from feedback_service.domain.operations import FeedbackOperations, utc_now
+from feedback_service.domain.evaluation.operations import EvaluationOperations
+from feedback_service.domain.feedback.operations import FeedbackOperations, utc_now
+from feedback_service.domain.keys.registry import KeySchemaOperations, KeySchemaRegistry
 from feedback_service.local_admin_key import ensure_local_admin_key, ensure_local_token_secret
 from feedback_service.observability.metrics import MetricsEndpoint, ServerMetrics
 from feedback_service.observability.tracing import build_tracing

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from feedback_proto.v1 import aggregates_pb2, feedback_pb2
-from feedback_service.domain.statistics import HISTOGRAM_EDGES
+from feedback_service.domain.evaluation.statistics import HISTOGRAM_EDGES
 
 GroupTuple = tuple[str, str, str, int]  # model, model_version, key, source
 

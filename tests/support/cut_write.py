@@ -31,8 +31,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from feedback_service.domain.feedback.operations import FeedbackOperations
 from feedback_service.domain.model import FeedbackInput, ValueKind
-from feedback_service.domain.operations import FeedbackOperations
 from feedback_service.store.deriver import insert_changes
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig
 from feedback_service.store.feedback_store import BatchingConfig, ClickHouseFeedbackStore, insert_feedback_rows

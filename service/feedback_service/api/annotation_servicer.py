@@ -9,8 +9,10 @@ from urllib.parse import quote
 from feedback_proto.v1 import annotation_pb2 as pb
 from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import feedback_input, feedback_message, optional_time, timestamp_of
-from feedback_service.domain.agreement import Method
-from feedback_service.domain.annotation import (
+from feedback_service.domain.access.feedback_tokens import TokenAuthority
+from feedback_service.domain.annotation.agreement import Method
+from feedback_service.domain.annotation.operations import AnnotationOperations
+from feedback_service.domain.annotation.queues import (
     DEFAULT_LEASE,
     ContentFormat,
     FeedbackSelector,
@@ -18,8 +20,6 @@ from feedback_service.domain.annotation import (
     Queue,
     QueueItem,
 )
-from feedback_service.domain.annotation_ops import AnnotationOperations
-from feedback_service.domain.feedback_tokens import TokenAuthority
 from feedback_service.domain.model import Source, Thumb, enum_member
 from feedback_service.domain.validation import ViolationCollector, check_project
 

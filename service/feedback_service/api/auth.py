@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from feedback_service.domain.auth import Principal, Scope
+from feedback_service.domain.access.auth import Principal, Scope
 from feedback_service.domain.errors import PermissionDeniedError
 
 _FEEDBACK = "/feedback.v1.FeedbackService/"

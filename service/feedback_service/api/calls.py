@@ -29,7 +29,7 @@ import structlog
 
 from feedback_service.api.auth import authorize, bearer_of
 from feedback_service.api.errors import INTERNAL_STATUS, grpc_code, status_proto
-from feedback_service.domain.auth import UNAUTHENTICATED_LOCAL, Principal
+from feedback_service.domain.access.auth import UNAUTHENTICATED_LOCAL, Principal
 from feedback_service.domain.errors import (
     FeedbackServiceError,
     FieldViolation,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from feedback_client.tokens import TokenClaims
     from feedback_service.api.rate_limit import RateLimiter
-    from feedback_service.domain.api_keys import Authenticator
+    from feedback_service.domain.access.api_keys import Authenticator
     from feedback_service.observability.metrics import ServerMetrics
     from feedback_service.observability.otel import Tracing
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from feedback_proto.v1 import feedback_pb2, feedback_service_pb2
-from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
+from feedback_service.domain.feedback.listing import FeedbackFilter, micros_since_epoch
 from feedback_service.domain.model import Feedback, FeedbackInput, FeedbackValue, Source, ValueKind, enum_member
 from feedback_service.domain.validation import ViolationCollector
 

@@ -6,10 +6,16 @@ import math
 
 from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2
 from feedback_service.api.convert import optional_time, timestamp_of
-from feedback_service.domain.aggregates import AggregateQuery, FeedbackScope, GroupField, GroupKey, TimeBucket
-from feedback_service.domain.evaluation import FeedbackStats, KeyComparison, sources_of
+from feedback_service.domain.evaluation.aggregates import (
+    AggregateQuery,
+    FeedbackScope,
+    GroupField,
+    GroupKey,
+    TimeBucket,
+)
+from feedback_service.domain.evaluation.operations import FeedbackStats, KeyComparison, sources_of
+from feedback_service.domain.evaluation.statistics import HISTOGRAM_EDGES
 from feedback_service.domain.ports import ExportFilter
-from feedback_service.domain.statistics import HISTOGRAM_EDGES
 from feedback_service.domain.validation import ViolationCollector
 
 _GROUP_FIELDS = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from feedback_proto.v1 import feedback_keys_pb2 as pb
 from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import timestamp_of
-from feedback_service.domain.feedback_keys import KeyKind, KeySchema
-from feedback_service.domain.key_schemas import KeySchemaOperations
+from feedback_service.domain.keys.registry import KeySchemaOperations
+from feedback_service.domain.keys.schemas import KeyKind, KeySchema
 from feedback_service.domain.model import enum_member
 
 

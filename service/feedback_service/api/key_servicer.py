@@ -5,9 +5,9 @@ from __future__ import annotations
 from feedback_proto.v1 import api_keys_pb2 as pb
 from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import timestamp_of
-from feedback_service.domain.api_keys import ApiKey
-from feedback_service.domain.auth import Scope
-from feedback_service.domain.key_admin import ApiKeyOperations
+from feedback_service.domain.access.api_keys import ApiKey
+from feedback_service.domain.access.auth import Scope
+from feedback_service.domain.access.key_admin import ApiKeyOperations
 from feedback_service.domain.validation import ViolationCollector
 
 _SCOPES = {

@@ -28,17 +28,17 @@ from feedback_service.api.evaluation_convert import (
     group_key_message,
     stats_message,
 )
-from feedback_service.domain.aggregates import FeedbackScope
+from feedback_service.domain.access.feedback_tokens import TokenAuthority, bind_to_token
 from feedback_service.domain.errors import FeedbackServiceError
-from feedback_service.domain.evaluation import (
+from feedback_service.domain.evaluation.aggregates import FeedbackScope
+from feedback_service.domain.evaluation.operations import (
     Beat,
     EvaluationOperations,
     GroupUpdate,
     SnapshotDone,
 )
-from feedback_service.domain.feedback_tokens import TokenAuthority, bind_to_token
+from feedback_service.domain.feedback.operations import FeedbackOperations
 from feedback_service.domain.model import FeedbackInput
-from feedback_service.domain.operations import FeedbackOperations
 from feedback_service.domain.ports import CreateOutcome, CreateStatus
 from feedback_service.domain.validation import ViolationCollector, check_project
 

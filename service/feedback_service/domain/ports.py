@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from feedback_service.domain.aggregates import AggregateQuery, FeedbackScope, GroupCounts
 from feedback_service.domain.changes import ChangeFeed
 from feedback_service.domain.cursor_tokens import PageCursor
-from feedback_service.domain.listing import FeedbackFilter
+from feedback_service.domain.evaluation.aggregates import AggregateQuery, FeedbackScope, GroupCounts
+from feedback_service.domain.feedback.listing import FeedbackFilter
 from feedback_service.domain.model import Feedback
 
 # Given the current revision, the next one (raise a FeedbackServiceError to refuse).

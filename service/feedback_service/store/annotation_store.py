@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from feedback_service.domain.annotation import (
+from feedback_service.domain.annotation.queues import (
     Claim,
     ClaimState,
     ContentFormat,

@@ -1,4 +1,4 @@
-"""API keys in ClickHouse (hashed); implements feedback_service.domain.api_keys.ApiKeyStore."""
+"""API keys in ClickHouse (hashed); implements feedback_service.domain.access.api_keys.ApiKeyStore."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from feedback_service.domain.api_keys import ApiKey
-from feedback_service.domain.auth import Scope
+from feedback_service.domain.access.api_keys import ApiKey
+from feedback_service.domain.access.auth import Scope
 from feedback_service.store.engine import ClickHouseEngine
 
 _COLUMNS = ["key_id", "project", "name", "scopes", "secret_sha256", "create_time", "revoke_time", "revision"]

@@ -34,7 +34,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from feedback_service.domain.listing import micros_since_epoch
+from feedback_service.domain.feedback.listing import micros_since_epoch
 
 CHECKPOINT_TABLE = "derived_checkpoint"
 _CHECKPOINT_NAME = "derived_tables"

@@ -1,4 +1,4 @@
-"""Feedback key schemas in ClickHouse; implements feedback_service.domain.key_schemas.KeySchemaStore."""
+"""Feedback key schemas in ClickHouse; implements feedback_service.domain.keys.registry.KeySchemaStore."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
-from feedback_service.domain.feedback_keys import KeyKind, KeySchema
+from feedback_service.domain.keys.schemas import KeyKind, KeySchema
 from feedback_service.store.engine import ClickHouseEngine
 
 _COLUMNS = [

@@ -17,7 +17,10 @@ import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from feedback_service.domain.aggregates import (
+from feedback_service.domain.changes import ChangeFeed
+from feedback_service.domain.cursor_tokens import PageCursor
+from feedback_service.domain.errors import FeedbackServiceError, StoreUnavailableError
+from feedback_service.domain.evaluation.aggregates import (
     AggregateQuery,
     FeedbackScope,
     GroupCounts,
@@ -25,13 +28,10 @@ from feedback_service.domain.aggregates import (
     GroupKey,
     TimeBucket,
 )
-from feedback_service.domain.changes import ChangeFeed
-from feedback_service.domain.cursor_tokens import PageCursor
-from feedback_service.domain.errors import FeedbackServiceError, StoreUnavailableError
-from feedback_service.domain.listing import FeedbackFilter, micros_since_epoch
+from feedback_service.domain.feedback.listing import FeedbackFilter, micros_since_epoch
+from feedback_service.domain.feedback.write_plan import Command, Create, Delete, Outcome, Update, VoteKey, WritePlan
 from feedback_service.domain.model import Feedback
 from feedback_service.domain.ports import Change, CreateOutcome, ExportFilter, NewFeedback
-from feedback_service.domain.write_plan import Command, Create, Delete, Outcome, Update, VoteKey, WritePlan
 from feedback_service.store.batcher import MicroBatcher
 from feedback_service.store.cluster_ddl import check_cluster_name
 from feedback_service.store.derived_repair import (

@@ -15,7 +15,7 @@ from typing import Any
 
 from clickhouse_connect.driver.binding import must_escape
 
-from feedback_service.domain.listing import micros_since_epoch
+from feedback_service.domain.feedback.listing import micros_since_epoch
 
 _ESCAPES = str.maketrans({char: "\\" + char for char in must_escape})
 

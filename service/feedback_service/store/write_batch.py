@@ -3,7 +3,7 @@
 The read is one query per project: the latest revision of every id the commands name, and of every
 current end-user vote on the traces new votes are cast on (one vote per user); it used to be two or
 three queries, and each query has a fixed cost of a few milliseconds on the embedded engine. The rules
-that decide what to write are in :mod:`feedback_service.domain.write_plan`.
+that decide what to write are in :mod:`feedback_service.domain.feedback.write_plan`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from feedback_service.domain.write_plan import (
+from feedback_service.domain.feedback.write_plan import (
     Command,
     Create,
     Revision,

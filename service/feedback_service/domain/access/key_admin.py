@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from feedback_service.domain.api_keys import ApiKey, ApiKeyStore, Authenticator, new_key_secret, secret_sha256
-from feedback_service.domain.auth import Principal, Scope
+from feedback_service.domain.access.api_keys import ApiKey, ApiKeyStore, Authenticator, new_key_secret, secret_sha256
+from feedback_service.domain.access.auth import Principal, Scope
 from feedback_service.domain.errors import NotFoundError
 from feedback_service.domain.validation import ViolationCollector, check_project
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from feedback_service.domain.errors import KeyExistsError, KeyNotFoundError
-from feedback_service.domain.feedback_keys import KeySchema, apply_key_update, validate_schema
+from feedback_service.domain.keys.schemas import KeySchema, apply_key_update, validate_schema
 from feedback_service.domain.validation import ViolationCollector, check_key, check_project
 
 # How long a replica may use a cached schema: a change made through another replica applies here

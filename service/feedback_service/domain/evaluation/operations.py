@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from feedback_service.domain.aggregates import (
+from feedback_service.domain.cursor_tokens import PageCursor, decode_position, encode_position
+from feedback_service.domain.evaluation.aggregates import (
     AggregateQuery,
     FeedbackScope,
     GroupCounts,
@@ -18,11 +19,7 @@ from feedback_service.domain.aggregates import (
     GroupKey,
     check_scope,
 )
-from feedback_service.domain.cursor_tokens import PageCursor, decode_position, encode_position
-from feedback_service.domain.listing import micros_since_epoch
-from feedback_service.domain.model import Feedback, Source, enum_member
-from feedback_service.domain.ports import ExportFilter, FeedbackStore
-from feedback_service.domain.statistics import (
+from feedback_service.domain.evaluation.statistics import (
     ScoreSummary,
     TestResult,
     summarize_scores,
@@ -30,6 +27,9 @@ from feedback_service.domain.statistics import (
     welch_t_test,
     wilson_interval,
 )
+from feedback_service.domain.feedback.listing import micros_since_epoch
+from feedback_service.domain.model import Feedback, Source, enum_member
+from feedback_service.domain.ports import ExportFilter, FeedbackStore
 from feedback_service.domain.validation import ViolationCollector, check_project, check_time_range
 
 DEFAULT_CHUNK = 1000

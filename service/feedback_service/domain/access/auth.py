@@ -12,8 +12,8 @@ import enum
 from dataclasses import dataclass
 
 from feedback_client.tokens import TokenClaims
+from feedback_service.domain.access.feedback_tokens import ConsoleLinkClaims
 from feedback_service.domain.errors import OutsideBindingError, PermissionDeniedError
-from feedback_service.domain.feedback_tokens import ConsoleLinkClaims
 
 
 class Scope(enum.Enum):

@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Protocol
 
 from feedback_client.tokens import looks_like_token
-from feedback_service.domain.auth import ALL_SCOPES, Principal, Scope
+from feedback_service.domain.access.auth import ALL_SCOPES, Principal, Scope
+from feedback_service.domain.access.feedback_tokens import TokenAuthority, looks_like_console_link
 from feedback_service.domain.errors import UnauthenticatedError
-from feedback_service.domain.feedback_tokens import TokenAuthority, looks_like_console_link
 
 _KEY = re.compile(r"fbk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 ADMIN_KEY_ID = "bootstrap-admin"

@@ -15,19 +15,19 @@ from feedback_service.domain.errors import (
     KeyArchivedError,
     NotFoundError,
 )
-from feedback_service.domain.feedback_keys import KeySchema, check_against_schema
-from feedback_service.domain.fingerprint import create_fingerprint
-from feedback_service.domain.key_schemas import KeySchemaRegistry
-from feedback_service.domain.listing import (
+from feedback_service.domain.feedback.fingerprint import create_fingerprint
+from feedback_service.domain.feedback.listing import (
     FeedbackFilter,
     decode_page_token,
     effective_page_size,
     encode_page_token,
     micros_since_epoch,
 )
+from feedback_service.domain.feedback.updates import apply_update
+from feedback_service.domain.keys.registry import KeySchemaRegistry
+from feedback_service.domain.keys.schemas import KeySchema, check_against_schema
 from feedback_service.domain.model import Feedback, FeedbackInput
 from feedback_service.domain.ports import CreateOutcome, CreateStatus, FeedbackStore, NewFeedback
-from feedback_service.domain.updates import apply_update
 from feedback_service.domain.validation import (
     ViolationCollector,
     check_feedback_id,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from feedback_service.domain.agreement import (
+from feedback_service.domain.annotation.agreement import (
     Agreement,
     ItemDisagreement,
     Level,
@@ -23,7 +23,7 @@ from feedback_service.domain.agreement import (
     measure_agreement,
     most_disagreed,
 )
-from feedback_service.domain.annotation import (
+from feedback_service.domain.annotation.queues import (
     MAX_ITEMS_PER_CALL,
     MAX_SELECTOR_LIMIT,
     Claim,
@@ -48,11 +48,11 @@ from feedback_service.domain.errors import (
     QueueEmptyError,
     QueueNotFoundError,
 )
-from feedback_service.domain.feedback_keys import KeyKind
-from feedback_service.domain.key_schemas import KeySchemaRegistry
-from feedback_service.domain.listing import FeedbackFilter
+from feedback_service.domain.feedback.listing import FeedbackFilter
+from feedback_service.domain.feedback.operations import FeedbackOperations
+from feedback_service.domain.keys.registry import KeySchemaRegistry
+from feedback_service.domain.keys.schemas import KeyKind
 from feedback_service.domain.model import Feedback, FeedbackInput, Source
-from feedback_service.domain.operations import FeedbackOperations
 from feedback_service.domain.validation import (
     ViolationCollector,
     check_key,

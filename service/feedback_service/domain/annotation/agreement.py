@@ -2,7 +2,7 @@
 
 Reviewers rate the same outputs (thumbs, labels or scores); before their ratings are used as
 ground truth, the evaluation needs to know how far the reviewers agree beyond chance. Pure
-Python on purpose, like :mod:`feedback_service.domain.statistics`: the service takes no
+Python on purpose, like :mod:`feedback_service.domain.evaluation.statistics`: the service takes no
 numpy/scipy dependency for a few well-known formulas. No I/O.
 
 Input is a sequence of *units* (the rated items), each a mapping ``rater id -> value``. A rater

@@ -1,0 +1,1 @@
+"""Who may call: scopes and principals, API keys, end-user feedback tokens and console links."""

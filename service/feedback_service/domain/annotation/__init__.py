@@ -1,0 +1,1 @@
+"""The reviewer workflow: annotation queues, claims, submissions and inter-rater agreement."""

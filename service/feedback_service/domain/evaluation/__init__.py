@@ -1,0 +1,1 @@
+"""What evaluation jobs read: aggregates, their statistics, exports and version comparisons."""

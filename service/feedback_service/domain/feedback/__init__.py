@@ -1,0 +1,1 @@
+"""Feedback itself: creating, updating, deleting and listing it, and the write rules of a flush."""
