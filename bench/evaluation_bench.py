@@ -14,7 +14,7 @@ smaller ones):
    SELECT ... FROM numbers(...)``: revision-1 creates only, as the service writes them (full
    column list of ``feedback_service.store.rows``, ``prev_exists = 0``); then the same rows go into
    ``feedback_changes``, as the service's deriver sends them, so its materialized views fill
-   ``feedback_aggregates`` and the other derived tables exactly as for real creates; a derived-tables
+   ``feedback_rollups`` and the other derived tables exactly as for real creates; a derived-tables
    checkpoint is recorded, so the server's start-up check covers only what is stored after it. No
    ``OPTIMIZE``: the child waits until the engine's own background merges go quiet
    (``--merge-wait-s``), and the tables are measured as the load and those merges left them (rows
@@ -241,7 +241,7 @@ def load_rows(
 
 _STATS_SQL = (
     "SELECT table, count(), sum(rows) FROM system.parts "
-    "WHERE database = 'feedback' AND active AND table IN ('feedback', 'feedback_aggregates', 'feedback_by_time') "
+    "WHERE database = 'feedback' AND active AND table IN ('feedback', 'feedback_rollups', 'feedback_by_time') "
     "GROUP BY table"
 )
 
@@ -611,13 +611,13 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
     log(
         f"loaded in {load_s:.1f} s ({(rows - loaded) / load_s:,.0f} rows/s): feedback "
         f"{after_load['feedback_rows_inserted']:,} rows in {_parts(after_load['feedback_parts_inserted'])}, "
-        f"feedback_aggregates {after_load['feedback_aggregates_rows_inserted']:,} rows in "
-        f"{_parts(after_load['feedback_aggregates_parts_inserted'])}"
+        f"feedback_rollups {after_load['feedback_rollups_rows_inserted']:,} rows in "
+        f"{_parts(after_load['feedback_rollups_parts_inserted'])}"
     )
     log(
         f"background merges quiet after {after_load['merge_wait_s']:.0f} s (no OPTIMIZE): feedback "
-        f"{after_load['feedback_rows']:,} rows in {_parts(after_load['feedback_parts'])}, feedback_aggregates "
-        f"{after_load['feedback_aggregates_rows']:,} rows in {_parts(after_load['feedback_aggregates_parts'])}"
+        f"{after_load['feedback_rows']:,} rows in {_parts(after_load['feedback_parts'])}, feedback_rollups "
+        f"{after_load['feedback_rollups_rows']:,} rows in {_parts(after_load['feedback_rollups_parts'])}"
     )
     server = ServerProcess(data_dir, log_path=data_dir.parent / f"server-{rows}.log")
     freshness: FreshnessResult | None = None
@@ -677,8 +677,8 @@ async def run_size(options: Options, data_dir: Path, rows: int, loaded: int, win
             raise RuntimeError(f"server exited with {exit_code}; log: {server.log_path}")
     after_run = storage(data_dir, "stats")
     log(
-        f"after the run: feedback_aggregates {after_run['feedback_aggregates_rows']:,} rows in "
-        f"{_parts(after_run['feedback_aggregates_parts'])}; feedback {_parts(after_run['feedback_parts'])}"
+        f"after the run: feedback_rollups {after_run['feedback_rollups_rows']:,} rows in "
+        f"{_parts(after_run['feedback_rollups_parts'])}; feedback {_parts(after_run['feedback_parts'])}"
     )
     return SizeResult(rows, load_s, after_load, after_run, snapshot, freshness, exports, other_load)
 
@@ -780,8 +780,8 @@ def result_rows(results: Sequence[SizeResult]) -> list[tuple[str, str, str, str,
     for result in results:
         snap = result.snapshot
         aggregates = (
-            f"{result.after_load['feedback_aggregates_rows']:,} aggregate rows in "
-            f"{_parts(result.after_load['feedback_aggregates_parts'])}"
+            f"{result.after_load['feedback_rollups_rows']:,} aggregate rows in "
+            f"{_parts(result.after_load['feedback_rollups_parts'])}"
         )
         table.append(
             (

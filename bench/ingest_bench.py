@@ -99,7 +99,8 @@ class Options:
     quick: bool
     results: Path | None
     keep: Path | None
-    only: str = "all"  # "http": scenario 7 and its gRPC baselines only
+    only: str = "all"  # "http": scenario 7 and its gRPC baselines only; "write": scenarios 3, 4 and the SDK
+    profile: Path | None = None  # py-spy record each service measurement's server into this dir
 
 
 def log(text: str) -> None:
@@ -283,7 +284,7 @@ def on_service(options: Options, work: Path, label: str, transport: str = "grpc"
     ``grpc`` drives the gRPC port, ``connect-proto`` and ``connect-json`` the HTTP face."""
     data_dir = work / f"service-{label}"
     server = ServerProcess(data_dir, extra_args=SERVER_ARGS, log_path=work / f"server-{label}.log")
-    with server:
+    with server, _profiled(options, server.pid, label):
         settle(server.pid, options.settle_s)
         reset_peak_rss(server.pid)
         target = server.target if transport == "grpc" else server.http_url
@@ -294,6 +295,59 @@ def on_service(options: Options, work: Path, label: str, transport: str = "grpc"
             raise RuntimeError(f"server exited with {exit_code}; log: {server.log_path}")
     shutil.rmtree(data_dir, ignore_errors=True)
     return measurement
+
+
+@contextlib.contextmanager
+def _profiled(options: Options, pid: int, label: str) -> Iterator[None]:
+    """With ``--profile DIR``: py-spy (``pip install py-spy``) samples the server's busy threads into
+    DIR/<label>.txt (collapsed stacks, one line per stack with its sample count)."""
+    if options.profile is None:
+        yield
+        return
+    options.profile.mkdir(parents=True, exist_ok=True)
+    output = options.profile / f"{label}.txt"
+    command = [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(pid), "-r", "200"]
+    command += ["-f", "raw", "-o", str(output), "--nonblocking"]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            spy.wait(timeout=30)
+
+
+def run_write_only(options: Options, work: Path) -> list[tuple[str, ...]]:
+    """``--only write``: the write-cost scenarios of issue 17 (3, 4 with 1 in flight, the SDK)."""
+    rows: list[tuple[str, ...]] = []
+    sequential = on_service(
+        options,
+        work,
+        "sequential",
+        name="3. CreateFeedback, one caller, sequential",
+        mode="single",
+        project="ingest-s3-sequential",
+        concurrency=1,
+    )
+    rows.append(("3. server CPU per sequential create", f"{sequential.server_cpu_per_1000_ms / 1000:.1f} ms"))
+    rows.append(("3. p50 / p99", " / ".join(f"{percentile(sequential.latencies_ms, q):.1f} ms" for q in (0.5, 0.99))))
+    batch_one = on_service(
+        options,
+        work,
+        "batch-one",
+        name="4. BatchCreateFeedback, 1,000-item batches, 1 in flight",
+        mode="batch",
+        project="ingest-s4-batch-one",
+        concurrency=1,
+    )
+    rows.append(("4. 1 in flight: items/s", f"{batch_one.rate:,.0f}"))
+    rows.append(("4. 1 in flight: server CPU per 1,000 items", f"{batch_one.server_cpu_per_1000_ms:.0f} ms"))
+    sdk = on_service(
+        options, work, "sdk", name="2. SDK FeedbackClient.log + flush", mode="sdk", project="ingest-s2-sdk"
+    )
+    rows.append(("4. SDK log(): items/s", f"{sdk.rate:,.0f}"))
+    rows.append(("4. SDK log(): server CPU per 1,000 items", f"{sdk.server_cpu_per_1000_ms:.0f} ms"))
+    return rows
 
 
 def measure_single(options: Options, work: Path, transport: str = "grpc") -> Measurement:
@@ -441,6 +495,11 @@ def run(options: Options) -> int:
             print(text_table(TARGET_HEADERS, rows))
             print(f"\ntotal run time {(time.monotonic() - began) / 60:.1f} min (--only http)")
             return 0 if all(row[-1] == "PASS" for row in rows if row[-1]) else 1
+        if options.only == "write":
+            for name, figure in run_write_only(options, work):
+                print(f"{name}: {figure}")
+            print(f"\ntotal run time {(time.monotonic() - began) / 60:.1f} min (--only write)")
+            return 0
         results = run_all(options, work)
     elapsed = time.monotonic() - began
     targets = target_rows(results)
@@ -473,10 +532,12 @@ def parse_options(argv: Sequence[str]) -> Options:
     parser.add_argument("--keep", type=Path, help="work dir to keep (server and client logs); default a temp dir")
     parser.add_argument(
         "--only",
-        choices=("all", "http"),
+        choices=("all", "http", "write"),
         default="all",
-        help="http: only scenario 7 (the HTTP face) and its gRPC baselines; writes no results file",
+        help="http: only scenario 7 (the HTTP face) and its gRPC baselines; write: only scenarios 3, 4 (1 in "
+        "flight) and the SDK, the write-cost figures; neither writes a results file",
     )
+    parser.add_argument("--profile", type=Path, help="py-spy record each service measurement's server into this dir")
     arguments = parser.parse_args(argv)
     quick: bool = arguments.quick
     results = arguments.results
@@ -491,6 +552,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         results=results,
         keep=arguments.keep,
         only=arguments.only,
+        profile=arguments.profile,
     )
 
 

@@ -144,10 +144,7 @@ def _profile(client: Any, now: datetime) -> dict[str, dict[str, float]]:
     )
     profile: dict[str, dict[str, float]] = {}
     for kind, query in queries.items():
-        per_author = feedback_store._counts_authors_per_group(query)
-        statements = [feedback_store._aggregate_query(query, authors_from_minutes=not per_author)]
-        if per_author:
-            statements.append(feedback_store._distinct_authors_query(query))
+        statements = [feedback_store._aggregate_query(query)]
         rows = marks = 0
         tables: dict[str, int] = {}
         for sql, parameters in statements:
@@ -537,7 +534,7 @@ def extrapolation_lines(results: Sequence[SizeResult]) -> list[str]:
     per_row = last.disk_bytes / last.stored
     lines.append(
         f"- disk: {per_row * EXTRAPOLATE_TO / 1e9:,.0f} GB ({per_row:,.0f} bytes per stored feedback at "
-        f"{_label(last.rows)}, linear in rows: every table but the per-minute aggregates grows with feedback)"
+        f"{_label(last.rows)}, linear in rows: every table but the rollups grows with feedback)"
     )
     rate = (last.rows - _previous(results, last)) / last.load_s
     lines.append(

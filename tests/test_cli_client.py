@@ -786,7 +786,7 @@ async def test_compare_json_gives_the_comparison_and_the_terminal_a_table(
     assert math.isclose(thumbs["difference"], 0.11)
     assert math.isclose(thumbs["p_value"], 0.1195, abs_tol=1e-3)
 
-    table = await feedback_cli(server, *compare, cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
+    table = await feedback_cli(server, *compare, "--wide", cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
     [row] = [line for line in table.text.splitlines() if "thumbs" in line]
     cells = [cell.strip() for cell in row.strip("│ ").split("│")]
     assert cells == ["thumbs", "two_proportion_z (z +1.56)", "45.0%", "56.0%", "+11.0 pp", "0.12", "100", "100"]
@@ -832,11 +832,14 @@ async def test_compare_shows_no_test_for_a_key_without_data_on_one_side(
     only_v2 = score("s", project=project, model="bot", model_version="v2", key="quality", value=4)
     await _store(client, [*votes, only_v2])
     compare = ("compare", "--project", project, "--model", "bot", "--version-a", "v1", "--version-b", "v2")
-    done = await feedback_cli(server, *compare, cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
+    done = await feedback_cli(server, *compare, "--wide", cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
     assert done.returncode == 0, done
     [row] = [line for line in done.text.splitlines() if "quality" in line]
     cells = [cell.strip() for cell in row.strip("│ ").split("│")]
     assert cells == ["quality", "— (no data for v1)", "—", "4", "—", "—", "0", "1"]
+    narrow = await feedback_cli(server, *compare, cwd=tmp_path, env={"TTY_COMPATIBLE": "1"})
+    [row] = [line for line in narrow.text.splitlines() if "quality" in line]
+    assert row.split() == ["quality", "—", "4", "—", "—", "0", "1", "no", "data", "for", "A"]
 
 
 def test_the_exit_codes_are_the_same_in_the_readme_the_help_and_the_code() -> None:

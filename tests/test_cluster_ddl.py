@@ -72,14 +72,18 @@ EXPECTED_TABLES = {
     "queue_claims": ("ReplicatedReplacingMergeTree", "update_time", "cityHash64(project, queue_id, item_id)"),
     "derived_checkpoint": ("ReplicatedReplacingMergeTree", "record_time", "cityHash64(name)"),
     "feedback_changes": ("Null", None, "cityHash64(project, trace_id)"),
+    "feedback_rollups": ("ReplicatedAggregatingMergeTree", None, "cityHash64(project, model, model_version, key)"),
 }
-# Every materialized view after all migrations: the local table it writes and the local table it reads, on each
-# node (0010 re-creates them over feedback_changes).
+# Tables a later migration drops (0012: feedback_rollups replaces them).
+DROPPED_TABLES = {"feedback_aggregates", "feedback_authors"}
+# Every materialized view the migrations create, as last created: the local table it writes and the local table it
+# reads, on each node (0010 re-creates them over feedback_changes; 0012 drops the two it replaces).
 EXPECTED_VIEWS = {
     "feedback_aggregates_mv": ("feedback_aggregates_local", "feedback_changes_local"),
     "user_votes_mv": ("user_votes_local", "feedback_changes_local"),
     "feedback_by_time_mv": ("feedback_by_time_local", "feedback_changes_local"),
     "feedback_authors_mv": ("feedback_authors_local", "feedback_changes_local"),
+    "feedback_rollups_mv": ("feedback_rollups_local", "feedback_changes_local"),
 }
 
 _LOCAL_TABLE = re.compile(
@@ -209,6 +213,39 @@ def test_drop_view_drops_the_view_on_every_node() -> None:
     ]
 
 
+def test_drop_table_drops_the_distributed_table_then_the_local_tables_on_every_node() -> None:
+    assert render_statement("DROP TABLE IF EXISTS feedback_authors", CLUSTER) == [
+        f"DROP TABLE IF EXISTS `feedback`.`feedback_authors` {ON_CLUSTER}",
+        f"DROP TABLE IF EXISTS `feedback`.`feedback_authors_local` {ON_CLUSTER}",
+    ]
+    with pytest.raises(ClusterDDLError, match="no sharding key"):
+        render_statement("DROP TABLE scratch", CLUSTER)
+    with pytest.raises(ClusterDDLError, match="nothing is understood after the name"):
+        render_statement("DROP TABLE feedback_authors SYNC", CLUSTER)
+
+
+def test_rollups_replace_the_per_minute_and_per_author_tables_on_the_cluster() -> None:
+    (migration,) = [m for m in load_migrations() if m.name == "0012_rollups.sql"]
+    rendered = render_statements(migration, CLUSTER)
+    assert [s.split("\n", 1)[0] for s in rendered] == [
+        f"CREATE TABLE IF NOT EXISTS `feedback`.`feedback_rollups_local` {ON_CLUSTER}",
+        f"CREATE TABLE IF NOT EXISTS `feedback`.`feedback_rollups` {ON_CLUSTER} AS `feedback`.`feedback_rollups_local`",
+        "INSERT INTO `feedback`.`feedback_rollups` SETTINGS insert_distributed_sync = 1",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `feedback`.`feedback_rollups_mv` {ON_CLUSTER} "
+        "TO `feedback`.`feedback_rollups_local` AS",
+        f"DROP VIEW IF EXISTS `feedback`.`feedback_aggregates_mv` {ON_CLUSTER}",
+        f"DROP VIEW IF EXISTS `feedback`.`feedback_authors_mv` {ON_CLUSTER}",
+        f"DROP TABLE IF EXISTS `feedback`.`feedback_aggregates` {ON_CLUSTER}",
+        f"DROP TABLE IF EXISTS `feedback`.`feedback_aggregates_local` {ON_CLUSTER}",
+        f"DROP TABLE IF EXISTS `feedback`.`feedback_authors` {ON_CLUSTER}",
+        f"DROP TABLE IF EXISTS `feedback`.`feedback_authors_local` {ON_CLUSTER}",
+    ]
+    # The backfill reads every shard's feedback (FINAL for the sums, every revision for the authors sketch).
+    assert rendered[2].count("FROM `feedback`.`feedback`") == 2
+    assert "ARRAY JOIN [" in rendered[3]
+    assert re.findall(r"\bFROM (\S+)", rendered[3]) == ["`feedback`.`feedback_changes_local`"]
+
+
 def test_views_re_created_over_the_null_table_read_its_local_table_on_each_node() -> None:
     (migration,) = [m for m in load_migrations() if m.name == "0010_derive_from_changes.sql"]
     rendered = render_statements(migration, CLUSTER)[2:]
@@ -259,7 +296,7 @@ def test_backfills_insert_through_the_distributed_tables_synchronously() -> None
     inserts = [s for s in all_rendered() if s.startswith("INSERT")]
     assert [s.split("\n", 1)[0] for s in inserts] == [
         f"INSERT INTO `feedback`.`{table}` SETTINGS insert_distributed_sync = 1"
-        for table in ("feedback_aggregates", "user_votes", "feedback_by_time", "feedback_authors")
+        for table in ("feedback_aggregates", "user_votes", "feedback_by_time", "feedback_authors", "feedback_rollups")
     ]
     for insert in inserts:
         assert "FROM `feedback`.`feedback`" in insert, "read every shard's feedback"
@@ -299,8 +336,10 @@ def test_local_tables_views_and_alters_are_the_single_node_statements_once_the_c
         rendered = iter(render_statements(migration, cluster))
         for original in migration.statements():
             first = next(rendered)
-            if first.startswith("CREATE TABLE") or (first.startswith("ALTER") and "ADD COLUMN" in first):
-                next(rendered)  # the Distributed table, or its column changes: checked above
+            if first.startswith(("CREATE TABLE", "DROP TABLE")) or (
+                first.startswith("ALTER") and "ADD COLUMN" in first
+            ):
+                next(rendered)  # the Distributed table (or the local one dropped), its column changes: checked above
             assert canonical(parser, _single_node(canonical(parser, first))) == canonical(parser, original)
         assert next(rendered, None) is None
 
@@ -321,6 +360,8 @@ def test_sharding_keys_evaluate_on_the_real_tables(engine_dir: Path) -> None:
     try:
         apply_migrations(client)
         for table, key in SHARDING_KEYS.items():
+            if table in DROPPED_TABLES:
+                continue
             # A Distributed sharding key: an integer expression of the table's own columns.
             assert client.query(f"SELECT toTypeName(any({key})) FROM {table}").result_rows == [("UInt64",)]
     finally:
@@ -347,7 +388,7 @@ def test_sharding_keys_evaluate_on_the_real_tables(engine_dir: Path) -> None:
         ("ALTER TABLE feedback_aggregates_mv MODIFY QUERY SELECT 1", "no sharding key"),
         ("INSERT INTO feedback VALUES (1)", "only INSERT INTO ... SELECT"),
         ("INSERT INTO api_keys SELECT * FROM feedback WHERE key_id IN user_votes", "a table after IN"),
-        ("DROP TABLE feedback", "cannot render 'DROP TABLE feedback'"),
+        ("TRUNCATE TABLE feedback", "cannot render 'TRUNCATE TABLE feedback'"),
         ("CREATE TABLE scratch AS feedback ENGINE = Null", "no sharding key"),
         ("CREATE TABLE feedback_changes AS feedback ENGINE = Null(1)", "ENGINE = Null takes no arguments"),
         ("CREATE TABLE feedback_changes AS feedback ENGINE = Null ORDER BY x", "only COMMENT is understood"),
@@ -454,7 +495,7 @@ def test_the_write_marker_watches_every_replica_on_a_cluster() -> None:
 
     single = write_marker_sql(None)
     clustered = write_marker_sql("prod-eu.1")
-    assert "table = 'feedback_aggregates'" in single
+    assert "table = 'feedback_rollups'" in single
     assert "clusterAllReplicas('prod-eu.1', system.parts)" in clustered
-    assert "table = 'feedback_aggregates_local'" in clustered
+    assert "table = 'feedback_rollups_local'" in clustered
     assert "sum(highest)" in clustered

@@ -39,7 +39,7 @@ from feedback_service.store.deriver import insert_changes
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore, insert_feedback_rows
 from feedback_service.store.migrations import apply_migrations, load_migrations
-from feedback_service.store.rows import to_row
+from feedback_service.store.rows import RowBlock, to_row
 from tests.helpers import thumbs_up
 from tests.support.server_process import ServerProcess, child_environment, run_cli
 from tests.test_aggregates import assert_matches_brute_force
@@ -50,15 +50,20 @@ if TYPE_CHECKING:
     from feedback_proto.v1.feedback_service_pb2_grpc import FeedbackServiceAsyncStub as FeedbackServiceStub
 
 PROJECT = "crash"
+# The cut write of _cut_spec deletes bob's only vote: distinct authors (a sketch, never subtracted) still count him.
+GONE = {("bot", "v1", "thumbs", feedback_pb2.SOURCE_USER): {"bob"}}
 REPO = Path(__file__).resolve().parent.parent
 TRACES = [f"{n:032x}" for n in range(1, 9)]
 AUTHORS = ["ann", "bob", "cat"]
 
 
-async def assert_users_read_consistent(stub: FeedbackServiceStub, project: str) -> list[feedback_pb2.Feedback]:
+async def assert_users_read_consistent(
+    stub: FeedbackServiceStub, project: str, *, gone_authors: dict[Any, set[str]] | None = None
+) -> list[feedback_pb2.Feedback]:
     """Aggregates equal brute force over ListFeedback; export returns every listed feedback exactly once;
-    one current vote per (trace, key, author). Returns the listed feedback."""
-    await assert_matches_brute_force(stub, project)
+    one current vote per (trace, key, author). Returns the listed feedback. ``gone_authors``: see
+    assert_matches_brute_force."""
+    await assert_matches_brute_force(stub, project, gone_authors=gone_authors)
     listed = await list_all(stub, project)
     exported = ids(await export(stub, pb.ExportFeedbackRequest(filter=agg.AggregateFilter(project=project))))
     repeated = [i for i, n in collections.Counter(exported).items() if n > 1]
@@ -196,7 +201,7 @@ def _verify(data_dir: Path, command: str = "verify", *extra: str) -> subprocess.
     ("cut", "views"),
     [
         pytest.param("after-insert", [], id="acknowledged-not-derived"),
-        pytest.param("during-derive", ["user_votes_mv", "feedback_aggregates_mv"], id="derived-in-part"),
+        pytest.param("during-derive", ["user_votes_mv", "feedback_rollups_mv"], id="derived-in-part"),
     ],
 )
 async def test_a_write_cut_between_feedback_and_its_views_is_completed_at_start(
@@ -211,7 +216,7 @@ async def test_a_write_cut_between_feedback_and_its_views_is_completed_at_start(
     # The fault hit: the stopped data dir has feedback without its derived rows, and verify says where.
     before = _verify(data_dir)
     assert before.returncode == 7, before.stdout + before.stderr
-    for table in ("user_votes", "feedback_aggregates"):
+    for table in ("user_votes", "feedback_rollups"):
         assert f"{table:<20} equal" not in before.stdout, before.stdout
     assert "feedback repair" in before.stdout
 
@@ -224,19 +229,19 @@ async def test_a_write_cut_between_feedback_and_its_views_is_completed_at_start(
         (listening,) = events_named(second, "metrics_listening")
         counted = _repaired_metric(int(str(listening["port"])))
         assert sum(counted.values()) == checked["repaired"], counted
-        assert counted["feedback_aggregates"] > 0, counted
+        assert counted["feedback_rollups"] > 0, counted
         assert counted["user_votes"] > 0, counted
         # Readiness comes after the repair: the listening line follows the check.
         events = [event.get("event") for event in second.log_events()]
         assert events.index("derived_tables_checked") < events.index("listening")
         stub = feedback_stub(channel)
-        listed = await assert_users_read_consistent(stub, PROJECT)
+        listed = await assert_users_read_consistent(stub, PROJECT, gone_authors=GONE)
         by_author = {(f.trace_id, f.author): f for f in listed if f.source == feedback_pb2.SOURCE_USER}
         assert by_author[(TRACES[0], "ann")].thumb == feedback_pb2.THUMB_DOWN  # the cut write's vote counts
         assert (TRACES[1], "bob") not in by_author  # and its delete
         await assert_a_new_vote_replaces_the_old(stub, PROJECT, TRACES[0], "ann")
         await assert_a_new_vote_replaces_the_old(stub, PROJECT, TRACES[3], "cat")
-        await assert_users_read_consistent(stub, PROJECT)
+        await assert_users_read_consistent(stub, PROJECT, gone_authors=GONE)
         assert await second.terminate_async() == 0
 
     after = _verify(data_dir, "verify", "--project", PROJECT)
@@ -255,7 +260,7 @@ async def test_feedback_repair_corrects_once_and_a_second_run_changes_nothing(tm
     async with ServerProcess(data_dir) as first, first.channel() as channel:
         seeded = await _seed(feedback_stub(channel))
         assert await first.terminate_async() == 0
-    _cut_write(data_dir, _cut_spec(seeded, "during-derive", ["feedback_by_time_mv", "feedback_aggregates_mv"]))
+    _cut_write(data_dir, _cut_spec(seeded, "during-derive", ["feedback_by_time_mv", "feedback_rollups_mv"]))
 
     repaired = _verify(data_dir, "repair", "--project", PROJECT)
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
@@ -263,13 +268,13 @@ async def test_feedback_repair_corrects_once_and_a_second_run_changes_nothing(tm
     again = _verify(data_dir, "repair", "--project", PROJECT)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "corrected" not in again.stdout
-    for table in ("feedback_by_time", "user_votes", "feedback_aggregates", "feedback_authors"):
+    for table in ("feedback_by_time", "user_votes", "feedback_rollups"):
         assert f"{table:<20} equal" in again.stdout, again.stdout
 
     async with ServerProcess(data_dir) as second, second.channel() as channel:
         (checked,) = events_named(second, "derived_tables_checked")
         assert checked["repaired"] == 0, checked  # feedback repair left nothing for the start-up check
-        await assert_users_read_consistent(feedback_stub(channel), PROJECT)
+        await assert_users_read_consistent(feedback_stub(channel), PROJECT, gone_authors=GONE)
 
 
 def test_verify_refuses_an_empty_time_range_with_exit_code_2(tmp_path: Path) -> None:
@@ -379,7 +384,7 @@ async def test_an_insert_failing_after_feedback_took_its_rows_is_repaired_before
         with pytest.raises(Exception, match="insert failed on purpose"):
             await operations.create(_draft(project, "ann", thumb=2))
         broken = await store.check_derived(scope, apply=False)
-        assert broken.by_table()["feedback_aggregates"] > 0, broken.by_table()
+        assert broken.by_table()["feedback_rollups"] > 0, broken.by_table()
         assert broken.by_table()["user_votes"] > 0, broken.by_table()
 
         # The next flush repairs first: the stored vote is counted, and it is the one ann's next vote replaces.
@@ -400,7 +405,7 @@ class OneFailingInsert:
     def __init__(self) -> None:
         self.armed = False
 
-    def __call__(self, client: Client, rows: list[list[Any]]) -> None:
+    def __call__(self, client: Client, rows: RowBlock) -> None:
         insert_feedback_rows(client, rows)
         if self.armed:
             self.armed = False
@@ -414,12 +419,12 @@ class OneFailingDerive:
     def __init__(self) -> None:
         self.armed = False
 
-    def __call__(self, client: Client, rows: list[list[Any]]) -> None:
+    def __call__(self, client: Client, rows: RowBlock) -> None:
         if not self.armed:
             insert_changes(client, rows)
             return
         self.armed = False
-        views = ["user_votes_mv", "feedback_authors_mv"]
+        views = ["user_votes_mv", "feedback_rollups_mv"]
         for view in views:
             client.command(f"DETACH TABLE {view}")
         try:
@@ -467,20 +472,16 @@ async def test_the_check_reads_the_same_over_either_transport(engine: ClickHouse
         # Take one vote's aggregate delta away, as a lost view insert would.
         await engine.run(
             lambda client: client.command(
-                "INSERT INTO feedback_aggregates (project, model, model_version, key, source, minute, feedback_count,"
-                " thumbs_down) SELECT project, model, model_version, key, source, minute, -1, -1 "
-                "FROM feedback_aggregates WHERE project = {project:String} LIMIT 1",
+                "INSERT INTO feedback_rollups (project, model, model_version, key, source, grain, bucket, "
+                "feedback_count, thumbs_down) SELECT project, model, model_version, key, source, grain, bucket, -1, -1 "
+                "FROM feedback_rollups WHERE project = {project:String} AND grain = 'day' LIMIT 1",
                 parameters={"project": project},
             )
         )
         broken = await store.check_derived(CheckScope(project=project), apply=True)
-        assert broken.by_table() == {
-            "feedback_by_time": 0,
-            "user_votes": 0,
-            "feedback_aggregates": 1,
-            "feedback_authors": 0,
-        }
-        assert broken.tables[2].corrections[0][6:9] == [1, 0, 1]  # count +1, thumbs up 0, thumbs down +1
+        assert broken.by_table() == {"feedback_by_time": 0, "user_votes": 0, "feedback_rollups": 1}
+        assert broken.tables[2].corrections[0][5] == "day"
+        assert broken.tables[2].corrections[0][7:10] == [1, 0, 1]  # count +1, thumbs up 0, thumbs down +1
         assert (await store.check_derived(CheckScope(project=project), apply=False)).consistent
     finally:
         await store.close()

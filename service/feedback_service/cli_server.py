@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 
 import structlog
@@ -65,6 +66,10 @@ def run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log = structlog.get_logger("feedback_service.cli")
     try:
         if arguments.command == "serve":
+            # Every request allocates thousands of short-lived objects (protos, rows, dataclasses) that
+            # reference counting frees; the default young-generation threshold (700) ran the cyclic
+            # collector ~10 times per 1,000-item batch, about 9 ms of CPU per 1,000 items (2 ms with this).
+            gc.set_threshold(50_000, 20, 100)
             asyncio.run(serve(settings))
         elif arguments.command == "migrate":
             asyncio.run(_migrate(settings))

@@ -23,7 +23,7 @@ from feedback_service.store.engine import EngineConfig
 from feedback_service.store.feedback_store import BatchingConfig
 from feedback_service.web.cors import parse_origin  # the rule lives with the CORS policy
 
-__all__ = ["ConfigError", "Settings", "add_arguments", "load_settings"]
+__all__ = ["ConfigError", "Settings", "add_arguments", "load_settings", "variable_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +289,7 @@ OPTIONS: tuple[Option, ...] = (
         "shutdown_grace_s",
         "FEEDBACK_SHUTDOWN_GRACE_S",
         _non_negative_float,
-        "seconds in-flight calls get to finish on SIGTERM/SIGINT",
+        "seconds in-flight calls get to finish on SIGTERM/SIGINT (following streams end at once)",
     ),
     Option(
         "replica_settle_s",
@@ -366,6 +366,11 @@ _DEFAULTS = Settings()
 
 def default_of(option: Option) -> Any:
     return getattr(_DEFAULTS, option.name)
+
+
+def variable_of(name: str) -> str:
+    """The environment variable of the setting ``name`` (a Settings attribute), for messages."""
+    return next(option.env for option in OPTIONS if option.name == name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

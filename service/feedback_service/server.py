@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+import socket
 from typing import TYPE_CHECKING
 
-import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -38,8 +38,8 @@ from feedback_service.domain.errors import FeedbackServiceError
 from feedback_service.domain.evaluation.operations import EvaluationOperations
 from feedback_service.domain.feedback.operations import FeedbackOperations, utc_now
 from feedback_service.domain.keys.registry import KeySchemaOperations, KeySchemaRegistry
+from feedback_service.listeners import Listeners
 from feedback_service.local_admin_key import ensure_local_admin_key, ensure_local_token_secret
-from feedback_service.observability.metrics import MetricsEndpoint, ServerMetrics
 from feedback_service.observability.tracing import build_tracing
 from feedback_service.store.annotation_store import ClickHouseAnnotationStore
 from feedback_service.store.api_key_store import ClickHouseApiKeyStore
@@ -65,8 +65,6 @@ SERVICE_NAME = FEEDBACK_SERVICE.full_name
 KEY_SERVICE_NAME = KEY_SERVICE.full_name
 ANNOTATION_SERVICE_NAME = ANNOTATION_SERVICE.full_name
 SCHEMA_SERVICE_NAME = SCHEMA_SERVICE.full_name
-# gRPC messages up to 64 MiB: a 1,000-item batch of long corrections fits.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 STORAGE_PROBE_S = 1.0
 # Listen addresses meaning "every interface": no URL to hand out, so console links say localhost.
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "[::]", ""})  # noqa: S104  # recognised, never bound here
@@ -86,13 +84,20 @@ class FeedbackServer:
     """The service in one object: ``await start()``, then ``await stop()``.
 
     ``tracer_provider``: trace with it whatever ``settings.tracing`` says (tests pass one with an
-    in-memory exporter); the caller keeps owning it.
+    in-memory exporter); the caller keeps owning it. ``listeners``: its ports, bound already (``serve``
+    binds them before it writes anything); without them, ``start()`` binds them first.
     """
 
-    def __init__(self, settings: Settings, *, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        listeners: Listeners | None = None,
+    ) -> None:
         self.settings = settings
-        # A registry per server, never prometheus_client's global one: servers in one process stay apart.
-        self.metrics = ServerMetrics() if settings.metrics_listen else None
+        self._listeners = listeners or Listeners(settings)
+        self.metrics = self._listeners.metrics
         self.tracing = build_tracing(settings.tracing, provider=tracer_provider)
         self.engine = ClickHouseEngine(settings.engine_config(), metrics=self.metrics, tracing=self.tracing)
         self.store = ClickHouseFeedbackStore(
@@ -115,26 +120,24 @@ class FeedbackServer:
             metrics=self.metrics,
             tracing=self.tracing,
         )
-        self._server = grpc.aio.server(
-            options=[
-                # Without this, Linux lets a second server bind the same port and split the traffic.
-                ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        self._server = self._listeners.grpc
         self.port = 0
         self.http_port: int | None = None  # None: no HTTP face (FEEDBACK_HTTP_LISTEN empty)
         self._http: HttpServer | None = None
         # Readiness of the HTTP face (/readyz), as gRPC health's SERVICE_NAME: serving, database reachable.
         self._serving = False
         self._storage_available = True
-        self._metrics_endpoint: MetricsEndpoint | None = None
         self._storage_probe: asyncio.Task[None] | None = None
         self._pending_health: asyncio.Future[None] | None = None
 
     async def start(self) -> int:
-        """Migrate (with skip_migrations: check the schema is current), then listen; returns the bound port."""
+        """Bind the ports, migrate (with skip_migrations: check the schema is current), then serve; returns
+        the gRPC port."""
+        self._listeners.bind()  # first: a port in use fails before anything is written
+        self.port = self._listeners.port
+        self.http_port = self._listeners.http_port
+        if self._listeners.metrics_endpoint is not None:
+            _log.info("metrics_listening", address=self.settings.metrics_listen, port=self.metrics_port)
         cluster = self.settings.clickhouse_cluster
         if self.settings.skip_migrations:
             version = await check_schema(self.engine, cluster=cluster)
@@ -168,20 +171,8 @@ class FeedbackServer:
         if self.authenticator is not None:
             services.append(KEY_SERVICE_NAME)
         reflection.enable_server_reflection(services, self._server)
-        if self.metrics is not None and self.settings.metrics_listen is not None:
-            self._metrics_endpoint = MetricsEndpoint.start(self.settings.metrics_listen, self.metrics.registry)
-            _log.info("metrics_listening", address=self.settings.metrics_listen, port=self._metrics_endpoint.port)
-        credentials = self.settings.server_credentials()
-        try:
-            if credentials is None:
-                self.port = self._server.add_insecure_port(self.settings.listen)
-            else:
-                self.port = self._server.add_secure_port(self.settings.listen, credentials)
-        except RuntimeError as error:
-            raise OSError(f"cannot listen on {self.settings.listen}: {error}") from error
-        if self.settings.http_listen is not None:
-            self._http = self._http_face(rpcs)
-            self.http_port = self._http.bind()  # before serving anything: a port in use stops the start
+        if self._listeners.http is not None:
+            self._http = self._http_face(rpcs, self._listeners.http)
         await self._server.start()
         if self._http is not None:
             await self._http.start()
@@ -212,7 +203,7 @@ class FeedbackServer:
         if self.metrics is not None:
             self.metrics.repaired({table.table: len(table.corrections) for table in report.tables})
 
-    def _http_face(self, rpcs: list[Rpc]) -> HttpServer:
+    def _http_face(self, rpcs: list[Rpc], listener: socket.socket) -> HttpServer:
         """Connect and gRPC-Web for the same RPC table and call policy, with CORS, health and static files."""
         settings = self.settings
         assert settings.http_listen is not None  # start() checks
@@ -227,7 +218,7 @@ class FeedbackServer:
             assets=load_assets(),
             tls=tls is not None,
         )
-        return HttpServer(app, address=settings.http_listen, tls=tls)
+        return HttpServer(app, address=settings.http_listen, listener=listener, tls=tls)
 
     @property
     def public_url(self) -> str:
@@ -246,7 +237,8 @@ class FeedbackServer:
     @property
     def metrics_port(self) -> int | None:
         """The port /metrics is served on (FEEDBACK_METRICS_LISTEN may say 0), or None: no endpoint."""
-        return None if self._metrics_endpoint is None else self._metrics_endpoint.port
+        endpoint = self._listeners.metrics_endpoint
+        return None if endpoint is None else endpoint.port
 
     def _storage_changed(self, available: bool) -> None:
         """Readiness follows the database: the feedback service is NOT_SERVING while it is unreachable.
@@ -267,19 +259,19 @@ class FeedbackServer:
                 await self.engine.run(lambda client: client.query("SELECT 1"))
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Health NOT_SERVING, drain in-flight calls, flush the batcher, close the database, then stop
-        serving metrics and export the last spans."""
+        """Health NOT_SERVING, end the following streams at once (UNAVAILABLE, "server shutting down": they
+        would never end by themselves), drain the other calls in flight for up to the grace, flush the
+        batcher, close the database, then stop serving metrics and export the last spans."""
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         if self._storage_probe is not None:
             self._storage_probe.cancel()
         self._serving = False
         await self.health.enter_graceful_shutdown()
+        self.calls.shut_down()
         await asyncio.gather(self._server.stop(grace), self._stop_http(grace))
         await self.store.close()
         await asyncio.to_thread(self.engine.close)
-        if self._metrics_endpoint is not None:
-            await asyncio.to_thread(self._metrics_endpoint.stop)
-            self._metrics_endpoint = None
+        await asyncio.to_thread(self._listeners.close)
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)
         _log.info("stopped")
@@ -318,9 +310,12 @@ def _with_token_secret(settings: Settings) -> Settings:
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    """Bind the ports, then (and only then) write the local secrets and start; run until SIGTERM or
+    SIGINT, then shut down gracefully."""
+    listeners = Listeners(settings)
+    listeners.bind()  # a port in use fails here, before the admin key, the data dir lock or a migration
     settings = _with_token_secret(_with_admin_key(settings))
-    server = FeedbackServer(settings)
+    server = FeedbackServer(settings, listeners=listeners)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -36,8 +36,9 @@ from feedback_service.domain.model import FeedbackInput, ValueKind
 from feedback_service.store.deriver import insert_changes
 from feedback_service.store.engine import ClickHouseEngine, EngineConfig
 from feedback_service.store.feedback_store import BatchingConfig, ClickHouseFeedbackStore, insert_feedback_rows
+from feedback_service.store.rows import RowBlock
 
-ALL_VIEWS = ("feedback_by_time_mv", "user_votes_mv", "feedback_aggregates_mv", "feedback_authors_mv")
+ALL_VIEWS = ("feedback_by_time_mv", "user_votes_mv", "feedback_rollups_mv")
 
 
 def _draft(fields: dict[str, Any]) -> FeedbackInput:
@@ -52,11 +53,11 @@ async def _run(data_dir: Path, spec: dict[str, Any]) -> None:
         print(f"{done}; killing myself", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    def insert_then_die(client: Client, rows: list[list[Any]]) -> None:
+    def insert_then_die(client: Client, rows: RowBlock) -> None:
         insert_feedback_rows(client, rows)
         die(f"inserted {len(rows)} rows into feedback")
 
-    def derive_partly_then_die(client: Client, rows: list[list[Any]]) -> None:
+    def derive_partly_then_die(client: Client, rows: RowBlock) -> None:
         for view in views:
             client.command(f"DETACH TABLE {view}")  # names from ALL_VIEWS only (checked below)
         insert_changes(client, rows)

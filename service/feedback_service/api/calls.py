@@ -8,9 +8,15 @@ A transport (``grpc_transport`` for gRPC, ``connect_transport`` for Connect and 
    checks the RPC's scopes (a console link: the RPCs it allows) and charges the rate limit; it returns
    the :class:`CallContext` the servicer gets (which resolves project, reviewer and queue against the
    credential);
-2. ``failed``: turns whatever the servicer (or a step above) raised into the ``google.rpc.Status`` the
+2. for a server stream, ``stream``: the servicer's responses, ended with UNAVAILABLE ("server shutting
+   down") as soon as the server stops when the stream follows changes (it would never end by itself);
+3. ``failed``: turns whatever the servicer (or a step above) raised into the ``google.rpc.Status`` the
    caller gets, logging and tracing an unexpected error as INTERNAL;
-3. ``finish``: the call's one log line, then its metrics and the end of its span.
+4. ``finish``: the call's one log line, then its metrics and the end of its span. The line's level says
+   whose the outcome is: info for answers a client caused and can act on (NOT_FOUND of an empty queue,
+   INVALID_ARGUMENT, a stream the client closed, the server's own shutdown), warning for refusals an
+   operator may want to see (credentials, scopes, rate limits, deadlines), error only for the server's
+   failures (INTERNAL and other unexpected codes, UNAVAILABLE of the database).
 
 The transport only puts the request and the status on its wire. Servicers take a :class:`CallContext`
 and never see either transport.
@@ -18,10 +24,13 @@ and never see either transport.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
+import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -36,6 +45,8 @@ from feedback_service.domain.errors import (
     InvalidArgumentError,
     PermissionDeniedError,
     RateLimitedError,
+    ShuttingDownError,
+    StoreUnavailableError,
 )
 from feedback_service.store.deadline import call_deadline
 
@@ -63,6 +74,19 @@ _log = structlog.get_logger("feedback_service.rpc")
 
 # Request metadata as both transports have it: gRPC metadata, or HTTP headers with lower-case names.
 Metadata = Sequence[tuple[str, Any]]
+
+# The level of a call's log line by its code (see the module docstring); codes not named here are info.
+_LEVELS = {
+    grpc.StatusCode.PERMISSION_DENIED: logging.WARNING,
+    grpc.StatusCode.UNAUTHENTICATED: logging.WARNING,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: logging.WARNING,
+    grpc.StatusCode.DEADLINE_EXCEEDED: logging.WARNING,
+    grpc.StatusCode.UNAVAILABLE: logging.ERROR,  # the database (or a transport failure); a shutdown is info
+    grpc.StatusCode.INTERNAL: logging.ERROR,
+    grpc.StatusCode.UNKNOWN: logging.ERROR,
+    grpc.StatusCode.DATA_LOSS: logging.ERROR,
+    grpc.StatusCode.UNIMPLEMENTED: logging.ERROR,
+}
 
 # Our own bound on a decoded request, below the transports' (64 MiB on either port, which answers
 # RESOURCE_EXHAUSTED), so that a large request gets a field violation that says what to do.
@@ -150,6 +174,12 @@ class CallPolicy:
     limiter: RateLimiter
     metrics: ServerMetrics | None = None  # None: no metrics endpoint
     tracing: Tracing | None = None  # None: tracing off
+    # Set when the server stops: following streams end at once (see CallRun.stream).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def shut_down(self) -> None:
+        """End every following stream now with UNAVAILABLE ("server shutting down"), and refuse new ones."""
+        self.stopping.set()
 
     def begin(
         self, method: str, transport: Transport, metadata: Metadata, request: Any = None, *, peer: str = ""
@@ -160,13 +190,21 @@ class CallPolicy:
 
 
 def _project_named_in(request: Any) -> str:
-    """The project a request names, for the log line: its own field, or its (first) feedback's."""
+    """The project a request names, for the log line: its own field, its filter's (streams and exports), or
+    its (first) feedback's."""
     project = getattr(request, "project", "")
+    if not project:
+        project = getattr(getattr(request, "filter", None), "project", "")
     if not project:
         feedback = getattr(request, "feedback", None)
         first = feedback[0] if isinstance(feedback, Sequence) and feedback else feedback
         project = getattr(first, "project", "")
     return project if isinstance(project, str) else ""
+
+
+def _follows(request: Any) -> bool:
+    """Whether a server stream's request asks it to follow changes (``follow``), so that it never ends."""
+    return getattr(request, "follow", False) is True
 
 
 def _rate_key(principal: Principal) -> str:
@@ -190,10 +228,12 @@ class CallRun:
     __slots__ = (
         "_authenticator",
         "_described",
+        "_level",
         "_limiter",
         "_metadata",
         "_metrics",
         "_span",
+        "_stopping",
         "_streaming",
         "_tracing",
         "code",
@@ -222,6 +262,8 @@ class CallRun:
         self._metadata = metadata
         self._authenticator = policy.authenticator
         self._limiter = policy.limiter
+        self._stopping = policy.stopping
+        self._level = logging.INFO
         self._metrics = None if policy.metrics is None else policy.metrics.rpc(method)
         self._tracing = policy.tracing
         self._span: Span | None = None
@@ -273,12 +315,18 @@ class CallRun:
         their code (api/errors.py); anything else is a bug: logged, traced, and INTERNAL to the caller."""
         if isinstance(error, FeedbackServiceError):
             self.code = grpc_code(error)
+            self._level = _LEVELS.get(self.code, logging.INFO)
+            if isinstance(error, ShuttingDownError):  # the server's own stop: nothing went wrong
+                self._level = logging.INFO
+            elif isinstance(error, StoreUnavailableError):
+                self._level = logging.ERROR
             self.refusal = {"reason": type(error).__name__}
             fields = sorted({violation.field for violation in getattr(error, "violations", ())})
             if fields:
                 self.refusal["bad_fields"] = fields
             return status_proto(error)
         self.code = grpc.StatusCode.INTERNAL
+        self._level = logging.ERROR
         _log.exception("rpc_failed", method=self.method, exc_info=error)
         if self._span is not None:
             self._span.record_exception(error)
@@ -287,16 +335,36 @@ class CallRun:
     def ended_with(self, code: grpc.StatusCode) -> None:
         """A code the transport decided: the client went away, the deadline passed, the body was too big."""
         self.code = code
+        self._level = _LEVELS.get(code, logging.INFO)
 
-    def stream_opened(self) -> None:
+    async def stream(self, request: Any, responses: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The servicer's ``responses`` to an admitted ``request``; they are closed when the call ends.
+
+        A stream that follows changes never ends by itself, so it would hold the server's shutdown for its
+        whole grace period: when the server stops it ends at once with ShuttingDownError (UNAVAILABLE,
+        "server shutting down"), which followers take as their cue to reconnect. Other streams end by
+        themselves and are drained like unary calls.
+        """
         if self._metrics is not None:
             self._metrics.stream_opened()
             self._streaming = True
+        try:
+            if not _follows(request):
+                async for response in responses:
+                    yield response
+                return
+            async with contextlib.aclosing(_until_set(self._stopping, responses)) as following:
+                async for response in following:
+                    yield response
+        finally:
+            if isinstance(responses, AsyncGenerator):
+                await responses.aclose()
 
     def finish(self) -> None:
         """The call's one log line (with trace ids when tracing), then its metrics and the end of its span."""
         duration_s = time.perf_counter() - self.started
-        _log.info(
+        _log.log(
+            self._level,
             "rpc",
             method=self.method,
             code=self.code.name,
@@ -313,3 +381,38 @@ class CallRun:
             self._metrics.finished(self.code, duration_s)
         if self._span is not None and self._tracing is not None:
             self._tracing.end_rpc(self._span, self.code)
+
+
+async def _until_set(stopping: asyncio.Event, responses: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
+    """``responses`` until ``stopping`` is set, then ShuttingDownError, even while waiting for the next one."""
+    if stopping.is_set():
+        raise ShuttingDownError
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        while True:
+            # Each step in a task of its own, so that the stop can interrupt a step waiting for changes;
+            # the task inherits the call's context (its deadline, its span).
+            step = asyncio.ensure_future(_next(responses))
+            try:
+                await asyncio.wait((step, stopped), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                interrupted = not step.done()  # the stop came first (or the call itself was cancelled)
+                if interrupted:
+                    step.cancel()
+                    await asyncio.wait((step,))
+            if interrupted:
+                raise ShuttingDownError
+            response, more = step.result()
+            if not more:
+                return
+            yield response
+    finally:
+        stopped.cancel()
+
+
+async def _next(responses: AsyncIterator[Any]) -> tuple[Any, bool]:
+    """The next response and True, or (None, False) at the end (StopAsyncIteration cannot cross a task)."""
+    try:
+        return await anext(responses), True
+    except StopAsyncIteration:
+        return None, False

@@ -174,8 +174,12 @@ class RpcApplication(ConnectASGIApplication[Sequence[Rpc]]):
     def _stream(self, handler: Callable[[Any, Any], AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
         async def call(request: Any, ctx: RequestContext[Any, Any]) -> AsyncIterator[Any]:
             context = await self._admit(request, ctx)
-            _current_run.get().stream_opened()
-            async for response in handler(request, context):
-                yield response
+            run = _current_run.get()
+            try:
+                async for response in run.stream(request, handler(request, context)):
+                    yield response
+            except GeneratorExit:  # closed before its end: the client went away
+                run.ended_with(grpc.StatusCode.CANCELLED)
+                raise
 
         return call

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from feedback_proto.v1 import aggregates_pb2, feedback_pb2, feedback_service_pb2
-from feedback_service.api.convert import optional_time, timestamp_of
+from feedback_service.api.convert import optional_time
 from feedback_service.domain.evaluation.aggregates import (
     AggregateQuery,
     FeedbackScope,
@@ -13,8 +13,9 @@ from feedback_service.domain.evaluation.aggregates import (
     GroupKey,
     TimeBucket,
 )
-from feedback_service.domain.evaluation.operations import FeedbackStats, KeyComparison, sources_of
+from feedback_service.domain.evaluation.operations import FeedbackStats, GroupUpdate, KeyComparison, sources_of
 from feedback_service.domain.evaluation.statistics import HISTOGRAM_EDGES
+from feedback_service.domain.feedback.listing import micros_since_epoch
 from feedback_service.domain.ports import ExportFilter
 from feedback_service.domain.validation import ViolationCollector
 
@@ -91,43 +92,79 @@ def compare_scope(request: feedback_service_pb2.CompareVersionsRequest) -> Feedb
     return scope
 
 
-def group_key_message(key: GroupKey) -> aggregates_pb2.GroupKey:
-    return aggregates_pb2.GroupKey(
-        model=key.model,
-        model_version=key.model_version,
-        key=key.key,
-        source=feedback_pb2.Source.ValueType(int(key.source) if key.source is not None else 0),
-        bucket_start=timestamp_of(key.bucket_start),
-    )
-
-
 def stats_message(stats: FeedbackStats) -> aggregates_pb2.FeedbackStats:
-    scores = stats.scores
-    return aggregates_pb2.FeedbackStats(
-        count=stats.count,
-        thumbs=aggregates_pb2.ThumbStats(
-            up=stats.thumbs.up,
-            down=stats.thumbs.down,
-            positive_rate=stats.thumbs.positive_rate,
-            wilson_lower=stats.thumbs.wilson_lower,
-            wilson_upper=stats.thumbs.wilson_upper,
-        ),
-        scores=aggregates_pb2.ScoreStats(
-            count=scores.count,
-            mean=scores.mean,
-            stddev=scores.stddev,
-            min=scores.minimum,
-            max=scores.maximum,
-            histogram=[
-                aggregates_pb2.HistogramBucket(lower=lower, upper=upper, count=count)
-                for (lower, upper), count in zip(_BUCKET_BOUNDS, scores.histogram, strict=True)
-            ],
-        ),
-        label_counts=dict(stats.labels),
-        comment_count=stats.comments,
-        correction_count=stats.corrections,
-        distinct_authors=stats.distinct_authors,
-    )
+    message = aggregates_pb2.FeedbackStats()
+    message.CopyFrom(_STATS_TEMPLATE)
+    _fill_stats(message, stats)
+    return message
+
+
+def aggregate_response(update: GroupUpdate) -> feedback_service_pb2.StreamAggregatesResponse:
+    """The StreamAggregates response carrying one group.
+
+    A snapshot sends one per group (a year by day is over a thousand): the message is a copy of a
+    template that already holds the fixed histogram bounds, filled field by field, which takes a
+    sixth of the time of building it from nested constructors.
+    """
+    response = feedback_service_pb2.StreamAggregatesResponse()
+    response.CopyFrom(_GROUP_TEMPLATE)
+    group = response.group
+    _fill_group_key(group.key, update.key)
+    _fill_stats(group.stats, update.stats)
+    return response
+
+
+# Both sub-messages present and the histogram's buckets with their bounds (counts 0), as every group
+# sends them: what stats_message fills in.
+_STATS_TEMPLATE = aggregates_pb2.FeedbackStats(
+    thumbs=aggregates_pb2.ThumbStats(),
+    scores=aggregates_pb2.ScoreStats(
+        histogram=[aggregates_pb2.HistogramBucket(lower=lower, upper=upper) for lower, upper in _BUCKET_BOUNDS]
+    ),
+)
+_GROUP_TEMPLATE = feedback_service_pb2.StreamAggregatesResponse(
+    group=aggregates_pb2.AggregateGroup(key=aggregates_pb2.GroupKey(), stats=_STATS_TEMPLATE)
+)
+
+
+def _fill_group_key(message: aggregates_pb2.GroupKey, key: GroupKey) -> None:
+    message.model = key.model
+    message.model_version = key.model_version
+    message.key = key.key
+    if key.source is not None:
+        message.source = feedback_pb2.Source.ValueType(int(key.source))
+    if key.bucket_start is not None:
+        stamp = message.bucket_start
+        seconds, micros = divmod(micros_since_epoch(key.bucket_start), 1_000_000)
+        stamp.seconds = seconds
+        stamp.nanos = micros * 1000
+
+
+def _fill_stats(message: aggregates_pb2.FeedbackStats, stats: FeedbackStats) -> None:
+    """Sets the fields of ``message``, a copy of _STATS_TEMPLATE (or a message holding one)."""
+    message.count = stats.count
+    message.comment_count = stats.comments
+    message.correction_count = stats.corrections
+    message.distinct_authors = stats.distinct_authors
+    label_counts = message.label_counts
+    for label, count in stats.labels.items():  # entry by entry: cheaper than update() on a map field
+        label_counts[label] = count
+    thumbs, thumb_message = stats.thumbs, message.thumbs
+    thumb_message.up = thumbs.up
+    thumb_message.down = thumbs.down
+    thumb_message.positive_rate = thumbs.positive_rate
+    thumb_message.wilson_lower = thumbs.wilson_lower
+    thumb_message.wilson_upper = thumbs.wilson_upper
+    scores, score_message = stats.scores, message.scores
+    score_message.count = scores.count
+    score_message.mean = scores.mean
+    score_message.stddev = scores.stddev
+    score_message.min = scores.minimum
+    score_message.max = scores.maximum
+    buckets = score_message.histogram
+    for index, count in enumerate(scores.histogram):
+        if count:
+            buckets[index].count = count
 
 
 def comparison_message(comparison: KeyComparison) -> aggregates_pb2.KeyComparison:

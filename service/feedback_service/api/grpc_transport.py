@@ -68,10 +68,9 @@ def _stream(rpc: Rpc, handler: StreamHandler, policy: CallPolicy) -> Callable[..
         run = policy.begin(method, Transport.GRPC, metadata, request, peer=context.peer())
         try:
             call_context = await run.admit(request, deadline=_deadline(context))
-            run.stream_opened()
-            async for response in handler(request, call_context):
+            async for response in run.stream(request, handler(request, call_context)):
                 yield response
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):  # GeneratorExit: grpc stopped reading, the client left
             run.ended_with(grpc.StatusCode.CANCELLED)
             raise
         except Exception as error:

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 from feedback_client.tokens import VALUE_KINDS
-from feedback_proto.v1 import aggregates_pb2, feedback_pb2
+from feedback_proto.v1 import feedback_pb2
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.api.calls import CallContext
 from feedback_service.api.convert import (
@@ -22,11 +22,10 @@ from feedback_service.api.convert import (
 from feedback_service.api.errors import status_proto
 from feedback_service.api.evaluation_convert import (
     aggregate_query,
+    aggregate_response,
     compare_scope,
     comparison_message,
     export_filter,
-    group_key_message,
-    stats_message,
 )
 from feedback_service.domain.access.feedback_tokens import TokenAuthority, bind_to_token
 from feedback_service.domain.errors import FeedbackServiceError
@@ -138,10 +137,7 @@ class FeedbackServicer:
         events = self._evaluation.stream_aggregates(query, follow=request.follow)
         async for event in events:
             if isinstance(event, GroupUpdate):
-                group = aggregates_pb2.AggregateGroup(
-                    key=group_key_message(event.key), stats=stats_message(event.stats)
-                )
-                yield pb.StreamAggregatesResponse(group=group)
+                yield aggregate_response(event)
             elif isinstance(event, SnapshotDone):
                 done = pb.SnapshotComplete(watermark=timestamp_of(event.watermark), group_count=event.group_count)
                 yield pb.StreamAggregatesResponse(snapshot_complete=done)

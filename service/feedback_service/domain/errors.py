@@ -56,6 +56,17 @@ class StoreUnavailableError(FeedbackServiceError):
     reason = "STORAGE_UNAVAILABLE"
 
 
+class ShuttingDownError(FeedbackServiceError):
+    """The server is shutting down: a following stream ends with this at once (and a new one is refused)
+    rather than holding the shutdown for its grace period; the caller reconnects, to another replica or
+    to the restarted server."""
+
+    reason = "SERVER_SHUTTING_DOWN"
+
+    def __init__(self, message: str = "server shutting down") -> None:
+        super().__init__(message)
+
+
 class QueueFullError(FeedbackServiceError):
     """The write queue is full; the caller should back off and retry."""
 

@@ -17,6 +17,7 @@ deployed databases), so cluster mode renders each statement again instead:
 - ``CREATE MATERIALIZED VIEW v TO t AS SELECT ... FROM s`` reads ``s_local`` and writes ``t_local`` on each node:
   an aggregate row is made on the shard where its feedback row lands (and replicated with the part).
 - ``DROP VIEW v`` drops the view on every node.
+- ``DROP TABLE t`` (a table a later migration replaced) drops ``t`` and ``t_local`` on every node.
 - ``ALTER TABLE t`` alters ``t_local``; column changes alter the Distributed ``t`` too.
 - ``INSERT INTO t SELECT ...`` (the backfills) runs through the Distributed tables, synchronously.
 - ``CREATE DATABASE`` gets ``ON CLUSTER``.
@@ -63,6 +64,8 @@ SHARDING_KEYS: Mapping[str, str] = {
     "feedback_changes": "cityHash64(project, trace_id)",
     # Signed deltas, summed on read: the rows of one group may sit on any shard. The views write them where the
     # feedback lands; this key places only direct inserts (the backfills).
+    "feedback_rollups": "cityHash64(project, model, model_version, key)",
+    # Replaced by feedback_rollups (migration 0012), which drops them; the older migrations still name them.
     "feedback_aggregates": "cityHash64(project, model, model_version, key)",
     "feedback_authors": "cityHash64(project, model, model_version, key)",
     # Small ReplacingMergeTree tables written by the service: their ORDER BY key's leading columns.
@@ -174,8 +177,8 @@ def render_statement(statement: str, cluster: Cluster) -> list[str]:
         return _create_table(parser, cluster)
     if parser.accept("CREATE", "MATERIALIZED", "VIEW"):
         return _create_view(parser, cluster)
-    if parser.accept("DROP", "VIEW"):
-        return _drop_view(parser, cluster)
+    if parser.at_word("DROP") and (parser.accept("DROP", "VIEW") or parser.accept("DROP", "TABLE")):
+        return _drop(parser, cluster, view=parser.previous_word() == "VIEW")
     if parser.accept("ALTER", "TABLE"):
         return _alter_table(parser, cluster)
     if parser.accept("INSERT", "INTO"):
@@ -184,7 +187,7 @@ def render_statement(statement: str, cluster: Cluster) -> list[str]:
         return _create_database(parser, cluster)
     raise ClusterDDLError(
         f"cannot render {parser.head()!r} for a cluster: only CREATE TABLE, CREATE MATERIALIZED VIEW ... TO, "
-        "DROP VIEW, ALTER TABLE, INSERT INTO ... SELECT and CREATE DATABASE are understood"
+        "DROP VIEW, DROP TABLE, ALTER TABLE, INSERT INTO ... SELECT and CREATE DATABASE are understood"
     )
 
 
@@ -312,6 +315,10 @@ def _create_view(parser: _Parser, cluster: Cluster) -> list[str]:
     ]
 
 
+def _drop(parser: _Parser, cluster: Cluster, *, view: bool) -> list[str]:
+    return _drop_view(parser, cluster) if view else _drop_table(parser, cluster)
+
+
 def _drop_view(parser: _Parser, cluster: Cluster) -> list[str]:
     if_exists = "IF EXISTS " if parser.accept("IF", "EXISTS") else ""
     name = parser.name()
@@ -320,6 +327,18 @@ def _drop_view(parser: _Parser, cluster: Cluster) -> list[str]:
     if parser.head():
         raise ClusterDDLError(f"DROP VIEW {name}: nothing is understood after the name, found {parser.head()!r}")
     return [f"DROP VIEW {if_exists}{cluster.table(name)} {cluster.on_cluster}"]
+
+
+def _drop_table(parser: _Parser, cluster: Cluster) -> list[str]:
+    """The Distributed table first (nothing reads through it any more), then the local tables under it."""
+    if_exists = "IF EXISTS " if parser.accept("IF", "EXISTS") else ""
+    name = parser.table_name()
+    if parser.head():
+        raise ClusterDDLError(f"DROP TABLE {name}: nothing is understood after the name, found {parser.head()!r}")
+    return [
+        f"DROP TABLE {if_exists}{cluster.table(name)} {cluster.on_cluster}",
+        f"DROP TABLE {if_exists}{cluster.table(name + LOCAL_SUFFIX)} {cluster.on_cluster}",
+    ]
 
 
 def _alter_table(parser: _Parser, cluster: Cluster) -> list[str]:
@@ -402,6 +421,10 @@ class _Parser:
     def _peek(self, offset: int = 0) -> _Token | None:
         index = self._position + offset
         return self._tokens[self._significant[index]] if index < len(self._significant) else None
+
+    def previous_word(self) -> str:
+        """The token before the cursor, upper-cased (after ``accept``: its last word)."""
+        return self._tokens[self._significant[self._position - 1]].text.upper()
 
     def head(self) -> str:
         """The next few tokens, for error messages."""

@@ -1,22 +1,24 @@
 """Derived tables checked against ``feedback``, and completed where a crash cut an insert short.
 
-An insert into ``feedback`` also feeds four materialized views (``feedback_by_time``, ``user_votes``,
-``feedback_aggregates``, ``feedback_authors``), and ClickHouse does not make the table and its views one
-transaction: a SIGKILL, a server restart or a view error between the parts leaves feedback rows without
-their derived rows. Nothing repairs them by itself: a retry of the same create finds the stored row.
+Rows written to ``feedback`` reach the derived tables (``feedback_by_time``, ``user_votes``,
+``feedback_rollups``) through the materialized views of ``feedback_changes``, a second insert, and ClickHouse
+does not make a table and its views one transaction: a SIGKILL, a server restart or a view error between the
+parts leaves feedback rows without their derived rows. Nothing repairs them by itself: a retry of the same
+create finds the stored row.
 
 The invariant checked here: every derived table holds what its view would produce from ``feedback``,
 compared the way reads use it (latest revisions, summed deltas), per table:
 
 - ``feedback_by_time``: the latest revision of each feedback is the one in ``feedback``;
 - ``user_votes``: the current vote of each (trace, key, author) is the newest live user vote in ``feedback``;
-- ``feedback_aggregates``: each (group, minute) sums to a recomputation from the live feedback;
-- ``feedback_authors``: each (group, author) sums to the author's live feedback count.
+- ``feedback_rollups``: each (group, grain, bucket) sums to a recomputation from the live feedback, and its
+  authors sketch counts as many authors as every revision stored in the bucket has.
 
 A correction is the difference between the two: the missing latest revision, the current vote (or a
-tombstone for a vote that is no longer current), a signed delta row. Applying the corrections makes the
-difference zero, so a second repair finds nothing: repairs are exactly-once by construction, whichever
-part of an insert was lost.
+tombstone for a vote that is no longer current), a signed delta row, the recomputed authors sketch of a
+bucket. Applying the corrections makes the difference zero (a sketch merged into one that lacks authors
+gives the sketch of all of them: a union), so a second repair finds nothing: repairs are exactly-once by
+construction, whichever part of an insert was lost.
 
 The work is bounded by a :class:`CheckScope`: after a restart, only feedback revisions stored since the
 last checkpoint (``update_time`` is stamped by the server when a revision is stored, and indexed); from
@@ -43,7 +45,7 @@ _CHECKPOINT_NAME = "derived_tables"
 # call deadlines, far shorter; it also absorbs small clock steps between replicas).
 CHECKPOINT_MARGIN = timedelta(minutes=5)
 
-DERIVED_TABLES = ("feedback_by_time", "user_votes", "feedback_aggregates", "feedback_authors")
+DERIVED_TABLES = ("feedback_by_time", "user_votes", "feedback_rollups")
 # On a cluster these tables are Distributed: an insert must reach its shards before it returns (the next
 # check reads them). A no-op on a single node.
 SYNCHRONOUS_INSERT = {"insert_distributed_sync": 1}
@@ -113,8 +115,7 @@ class _Conditions:
 
     ``bounded`` (the start-up check): the revisions stored since a time name the few keys to compare
     (an ``affected`` set). Otherwise both sides are read over the same project and create-time range,
-    widened to whole minutes (aggregates are per minute); ``feedback_authors`` holds all-time counts, so
-    its check covers the whole project whatever the time range.
+    widened to whole minutes, and for ``feedback_rollups`` (whose coarsest rows are per day) to whole days.
     """
 
     def __init__(self, scope: CheckScope) -> None:
@@ -122,32 +123,38 @@ class _Conditions:
         self.bounded = scope.written_since is not None
         self.feedback: list[str] = []  # on feedback rows
         self.by_create_time: list[str] = []  # on derived rows with a create_time column
-        self.by_minute: list[str] = []  # on feedback_aggregates rows
-        self.by_project: list[str] = []  # on feedback rows for feedback_authors, and on its own rows
+        self.feedback_days: list[str] = []  # on feedback rows, the range in whole days (feedback_rollups)
+        self.by_bucket: list[str] = []  # on feedback_rollups rows
         if scope.written_since is not None:
             self.parameters["since_us"] = micros_since_epoch(scope.written_since)
             since = "fromUnixTimestamp64Micro({since_us:Int64}, 'UTC')"
             self.feedback.append(f"update_time >= {since}")
             self.by_create_time.append(f"create_time >= {since}")
-            self.by_minute.append(f"minute >= toStartOfMinute({since})")
+            self.by_bucket.append(
+                f"((grain = 'minute' AND bucket >= toStartOfMinute({since})) "
+                f"OR (grain = 'hour' AND bucket >= toStartOfHour({since})) "
+                f"OR (grain = 'day' AND bucket >= toStartOfDay({since})))"
+            )
             return
         if scope.project is not None:
             self.parameters["project"] = scope.project
-            for conditions in (self.feedback, self.by_create_time, self.by_minute, self.by_project):
+            for conditions in (self.feedback, self.by_create_time, self.feedback_days, self.by_bucket):
                 conditions.append("project = {project:String}")
         if scope.start is not None:
             self.parameters["start_us"] = micros_since_epoch(scope.start)
-            start = "toStartOfMinute(fromUnixTimestamp64Micro({start_us:Int64}, 'UTC'))"
-            self.feedback.append(f"create_time >= {start}")
-            self.by_create_time.append(f"create_time >= {start}")
-            self.by_minute.append(f"minute >= {start}")
+            at = "fromUnixTimestamp64Micro({start_us:Int64}, 'UTC')"
+            self.feedback.append(f"create_time >= toStartOfMinute({at})")
+            self.by_create_time.append(f"create_time >= toStartOfMinute({at})")
+            self.feedback_days.append(f"create_time >= toStartOfDay({at})")
+            self.by_bucket.append(f"bucket >= toStartOfDay({at})")
         if scope.end is not None:
             self.parameters["end_us"] = micros_since_epoch(scope.end)
-            # The end of the minute holding the end time: whole minutes on both sides.
-            end = "(toStartOfMinute(fromUnixTimestamp64Micro({end_us:Int64} - 1, 'UTC')) + INTERVAL 1 MINUTE)"
-            self.feedback.append(f"create_time < {end}")
-            self.by_create_time.append(f"create_time < {end}")
-            self.by_minute.append(f"minute < {end}")
+            # The end of the minute (day) holding the end time: whole minutes (days) on both sides.
+            at = "fromUnixTimestamp64Micro({end_us:Int64} - 1, 'UTC')"
+            self.feedback.append(f"create_time < toStartOfMinute({at}) + INTERVAL 1 MINUTE")
+            self.by_create_time.append(f"create_time < toStartOfMinute({at}) + INTERVAL 1 MINUTE")
+            self.feedback_days.append(f"create_time < toStartOfDay({at}) + INTERVAL 1 DAY")
+            self.by_bucket.append(f"bucket < toStartOfDay({at}) + INTERVAL 1 DAY")
 
     @staticmethod
     def where(conditions: list[str]) -> str:
@@ -253,80 +260,126 @@ def _check_user_votes(client: Client, where: _Conditions) -> TableDifference:
 
 _GROUP = "project, model, model_version, key, source"
 _SUMS = ("feedback_count", "thumbs_up", "thumbs_down", "comments", "corrections")
-_MAPS = ("labels", "scores", "authors")
+_MAPS = ("labels", "scores")
+# Each feedback row counted in its minute, hour and day, as the view of migration 0012 does it.
+_GRAIN_TYPE = "Enum8('minute' = 1, 'hour' = 2, 'day' = 3)"
+_IN_GRAINS = (
+    "ARRAY JOIN [('minute', toStartOfMinute(toDateTime(create_time, 'UTC'))), "
+    "('hour', toStartOfHour(toDateTime(create_time, 'UTC'))), "
+    "('day', toStartOfDay(toDateTime(create_time, 'UTC')))] AS g"
+)
+_GRAIN_BUCKET = f"CAST(g.1 AS {_GRAIN_TYPE}) AS grain, g.2 AS bucket"
+_ROLLUP_KEY = f"{_GROUP}, grain, bucket"
+# The authors sketch: the column's function (migration 0012), finalized to compare, as a state to correct.
+_SKETCH_COUNT = "uniqCombined64(14)"
+_SKETCH_MERGE = "uniqCombined64Merge(14)"
+_SKETCH_STATE = "uniqCombined64State(14)"
+ROLLUP_COLUMNS = ["project", "model", "model_version", "key", "source", "grain", "bucket", *_SUMS, *_MAPS]
 
 
-def _check_aggregates(client: Client, where: _Conditions) -> TableDifference:
+def _rollup_filters(where: _Conditions) -> tuple[str, str, str]:
+    """The affected (group, grain, bucket) keys (bounded), and the filters of feedback rows (before the grains
+    are joined), of their (group, grain, bucket) rows (after) and of feedback_rollups rows."""
     affected = (
-        f"SELECT {_GROUP}, toStartOfMinute(create_time) AS minute FROM feedback WHERE {where.where(where.feedback)} "
-        f"UNION DISTINCT SELECT {_GROUP}, minute FROM feedback_aggregates WHERE {where.where(where.by_minute)}"
+        f"SELECT {_GROUP}, {_GRAIN_BUCKET} FROM feedback {_IN_GRAINS} WHERE {where.where(where.feedback)} "
+        f"UNION DISTINCT SELECT {_ROLLUP_KEY} FROM feedback_rollups WHERE {where.where(where.by_bucket)}"
     )
-    if where.bounded:
-        # The create-time bounds of the affected minutes let the minmax index skip older parts.
-        want_filter = (
-            f"({_GROUP}, toStartOfMinute(create_time)) IN affected "
-            "AND create_time >= (SELECT min(minute) FROM affected) "
-            "AND create_time < (SELECT max(minute) FROM affected) + INTERVAL 1 MINUTE"
-        )
-        have_filter = f"({_GROUP}, minute) IN affected"
-    else:
-        want_filter, have_filter = where.where(where.feedback), where.where(where.by_minute)
+    if not where.bounded:
+        return affected, where.where(where.feedback_days), "1"
+    # A bucket is recomputed from all of its feedback: the groups and the create-time span of the affected
+    # buckets (whole days, day rows included) let the minmax index skip what is outside.
+    feedback_filter = (
+        f"({_GROUP}) IN (SELECT {_GROUP} FROM affected) "
+        "AND create_time >= (SELECT min(bucket) FROM affected) "
+        "AND create_time < (SELECT max(bucket) FROM affected) + INTERVAL 1 DAY"
+    )
+    return affected, feedback_filter, f"({_ROLLUP_KEY}) IN affected"
+
+
+def _check_rollups(client: Client, where: _Conditions) -> TableDifference:
+    """Sums per (group, grain, bucket) against the live feedback, and each bucket's authors sketch (by its
+    count) against the authors of every revision stored in the bucket."""
+    affected, feedback_filter, bucket_filter = _rollup_filters(where)
+    have_filter = bucket_filter if where.bounded else where.where(where.by_bucket)
     columns = f"{_GROUP}, create_time, value_kind, thumb, score, label, comment != '' AS has_comment, "
-    columns += "correction != '' AS has_correction, author"
-    latest = _latest(columns, want_filter, bounded=where.bounded)
+    columns += "correction != '' AS has_correction"
+    latest = _latest(columns, feedback_filter, bounded=where.bounded)
     want = (
-        f"SELECT {_GROUP}, toStartOfMinute(create_time) AS minute, toInt64(count()) AS n_feedback_count, "
+        f"SELECT {_GROUP}, {_GRAIN_BUCKET}, toInt64(count()) AS n_feedback_count, "
         "toInt64(countIf(value_kind = 'thumb' AND thumb = 'up')) AS n_thumbs_up, "
         "toInt64(countIf(value_kind = 'thumb' AND thumb = 'down')) AS n_thumbs_down, "
         "toInt64(countIf(has_comment)) AS n_comments, toInt64(countIf(has_correction)) AS n_corrections, "
         "sumMap(map(label, toInt64(value_kind = 'label'))) AS n_labels, "
-        "sumMap(map(reinterpretAsUInt64(score), toInt64(value_kind = 'score'))) AS n_scores, "
-        "sumMap(map(author, toInt64(author != ''))) AS n_authors "
-        f"FROM {latest} GROUP BY {_GROUP}, minute"
+        "sumMap(map(reinterpretAsUInt64(score), toInt64(value_kind = 'score'))) AS n_scores "
+        f"FROM {latest} {_IN_GRAINS} WHERE {bucket_filter} GROUP BY {_ROLLUP_KEY}"
     )
     have = (
-        f"SELECT {_GROUP}, minute, "
+        f"SELECT {_ROLLUP_KEY}, "
         + ", ".join(f"sum({name}) AS n_{name}" for name in _SUMS)
         + ", "
         + ", ".join(f"sumMap({name}) AS n_{name}" for name in _MAPS)
-        + f" FROM feedback_aggregates WHERE {have_filter} GROUP BY {_GROUP}, minute"
+        + f" FROM feedback_rollups WHERE {have_filter} GROUP BY {_ROLLUP_KEY}"
     )
     differences = [f"want.n_{name} - have.n_{name} AS d_{name}" for name in _SUMS]
     differences += [
         f"mapFilter((k, n) -> n != 0, mapSubtract(want.n_{name}, have.n_{name})) AS d_{name}" for name in _MAPS
     ]
     nonzero = [f"d_{name} != 0" for name in _SUMS] + [f"length(d_{name}) > 0" for name in _MAPS]
-    sql = (
-        _with(affected, where) + f"SELECT {_GROUP}, minute, {', '.join(differences)} "
-        f"FROM ({want}) AS want FULL OUTER JOIN ({have}) AS have USING ({_GROUP}, minute) "
+    sums_sql = (
+        _with(affected, where) + f"SELECT {_ROLLUP_KEY}, {', '.join(differences)} "
+        f"FROM ({want}) AS want FULL OUTER JOIN ({have}) AS have USING ({_ROLLUP_KEY}) "
         f"WHERE {' OR '.join(nonzero)}"
     )
-    rows = client.query(sql, parameters=where.parameters).result_rows
-    difference = TableDifference(
-        "feedback_aggregates", ["project", "model", "model_version", "key", "source", "minute", *_SUMS, *_MAPS]
+    authors_sql = (
+        _with(affected, where) + f"SELECT {_ROLLUP_KEY}, want.n, have.n FROM "
+        f"(SELECT {_GROUP}, {_GRAIN_BUCKET}, {_SKETCH_COUNT}(author) AS n FROM feedback {_IN_GRAINS} "
+        f"WHERE author != '' AND {feedback_filter} AND {bucket_filter} GROUP BY {_ROLLUP_KEY}) AS want "
+        f"FULL OUTER JOIN (SELECT {_ROLLUP_KEY}, {_SKETCH_MERGE}(authors) AS n FROM feedback_rollups "
+        f"WHERE {have_filter} GROUP BY {_ROLLUP_KEY}) AS have USING ({_ROLLUP_KEY}) WHERE want.n != have.n"
     )
-    difference.corrections = [_naive_times(row) for row in rows]
+    by_key: dict[tuple[Any, ...], list[Any]] = {}
+    for row in client.query(sums_sql, parameters=where.parameters).result_rows:
+        by_key[tuple(_naive_times(row[:7]))] = [*_naive_times(row), 0]
+    difference = TableDifference("feedback_rollups", [*ROLLUP_COLUMNS, "authors"])
+    for *stored_key, want_authors, have_authors in client.query(authors_sql, parameters=where.parameters).result_rows:
+        key = _naive_times(stored_key)
+        if want_authors < have_authors:
+            # A sketch only grows, and only from stored feedback: more authors than feedback has is unexplained.
+            where_ = "/".join(str(part) for part in key)
+            difference.unexplained.append(f"{where_}: {have_authors} authors counted, {want_authors} in feedback")
+            continue
+        row = by_key.setdefault(tuple(key), [*key, 0, 0, 0, 0, 0, {}, {}, 0])
+        row[-1] = int(want_authors)  # the sketch lacks authors: add the recomputed one (a union: idempotent)
+    difference.corrections = list(by_key.values())
     return difference
 
 
-def _check_authors(client: Client, where: _Conditions) -> TableDifference:
-    affected = f"SELECT {_GROUP}, author FROM feedback WHERE author != '' AND {where.where(where.feedback)}"
-    in_affected = f"({_GROUP}, author) IN affected"
-    want_filter = in_affected if where.bounded else where.where(where.by_project)
-    have_filter = in_affected if where.bounded else where.where(where.by_project)
-    latest = _latest(f"{_GROUP}, author", f"author != '' AND {want_filter}", bounded=where.bounded)
-    sql = (
-        _with(affected, where) + f"SELECT {_GROUP}, author, want.n - have.n AS difference FROM "
-        f"(SELECT {_GROUP}, author, toInt64(count()) AS n FROM {latest} GROUP BY {_GROUP}, author) AS want "
-        f"FULL OUTER JOIN (SELECT {_GROUP}, author, sum(feedback_count) AS n FROM feedback_authors "
-        f"WHERE {have_filter} GROUP BY {_GROUP}, author) AS have "
-        f"USING ({_GROUP}, author) WHERE want.n != have.n"
-    )
-    difference = TableDifference(
-        "feedback_authors", ["project", "model", "model_version", "key", "source", "author", "feedback_count"]
-    )
-    difference.corrections = [list(row) for row in client.query(sql, parameters=where.parameters).result_rows]
-    return difference
+def _apply_rollups(client: Client, difference: TableDifference) -> None:
+    width = len(ROLLUP_COLUMNS)
+    sums = [row[:width] for row in difference.corrections if any(row[7:width])]
+    if sums:
+        client.insert("feedback_rollups", sums, column_names=ROLLUP_COLUMNS, settings=SYNCHRONOUS_INSERT)
+    sketches = [row for row in difference.corrections if row[-1]]
+    for project, chunk in _by_project(sketches):
+        keys = [(*(str(part) for part in row[1:6]), _epoch_s(row[6])) for row in chunk]
+        low, high = min(row[6] for row in chunk), max(row[6] for row in chunk)
+        client.command(
+            f"INSERT INTO feedback_rollups ({_ROLLUP_KEY}, authors) "
+            f"SELECT {_GROUP}, {_GRAIN_BUCKET}, {_SKETCH_STATE}(author) FROM feedback {_IN_GRAINS} "
+            "WHERE project = {project:String} AND author != '' "
+            "AND create_time >= toDateTime({low:Int64}, 'UTC') "
+            "AND create_time < toDateTime({high:Int64}, 'UTC') + INTERVAL 1 DAY "
+            "AND (model, model_version, key, source, grain, toUInt32(bucket)) "
+            "IN {keys:Array(Tuple(String, String, String, String, String, UInt32))} "
+            f"GROUP BY {_ROLLUP_KEY}",
+            parameters={"project": project, "keys": keys, "low": _epoch_s(low), "high": _epoch_s(high)},
+            settings=SYNCHRONOUS_INSERT,
+        )
+
+
+def _epoch_s(moment: datetime) -> int:
+    """Seconds since the epoch of a bucket read back naive (ClickHouse DateTime('UTC'))."""
+    return micros_since_epoch(moment if moment.tzinfo else moment.replace(tzinfo=UTC)) // 1_000_000
 
 
 def _naive_times(row: Sequence[Any]) -> list[Any]:
@@ -352,8 +405,7 @@ _CHECKS: tuple[tuple[Callable[[Client, _Conditions], TableDifference], Callable[
 _CHECKS = (
     (_check_by_time, _apply_by_time),
     (_check_user_votes, _insert_rows("user_votes")),
-    (_check_aggregates, _insert_rows("feedback_aggregates")),
-    (_check_authors, _insert_rows("feedback_authors")),
+    (_check_rollups, _apply_rollups),
 )
 
 

@@ -32,7 +32,7 @@ from clickhouse_connect.driver.client import Client
 
 from feedback_service.store.derived_repair import SYNCHRONOUS_INSERT, write_checkpoint
 from feedback_service.store.engine import ClickHouseEngine
-from feedback_service.store.rows import COLUMN_NAMES, COLUMN_TYPES
+from feedback_service.store.rows import COLUMN_NAMES, RowBlock
 
 CHANGES_TABLE = "feedback_changes"
 # How often the deriver records a checkpoint (one tiny insert): it bounds the start-up check's work.
@@ -50,13 +50,16 @@ _INSERT_SETTINGS = {"parallel_view_processing": 1, "optimize_on_insert": 0, **SY
 
 _log = structlog.get_logger("feedback_service.store")
 
-DeriveRows = Callable[[Client, list[list[Any]]], None]
+DeriveRows = Callable[[Client, RowBlock], None]
 
 
-def insert_changes(client: Client, rows: list[list[Any]]) -> None:
-    client.insert(
-        CHANGES_TABLE, rows, column_names=COLUMN_NAMES, column_type_names=COLUMN_TYPES, settings=_INSERT_SETTINGS
-    )
+def insert_changes(client: Client, rows: RowBlock | list[list[Any]]) -> None:
+    """Into ``feedback_changes``: the very bytes the writer inserted into ``feedback`` (several flushes'
+    blocks joined), or rows as rows.to_row makes them. Not serialised a second time: measured, that
+    saved ~3 ms per 1,000 rows; reading the rows back instead (INSERT ... SELECT FROM feedback WHERE
+    the ids just written) cost more than serialising them (~47 vs ~25-37 ms of CPU per 1,000 rows)."""
+    block = rows if isinstance(rows, RowBlock) else RowBlock.of_rows(rows)
+    client.raw_insert(CHANGES_TABLE, COLUMN_NAMES, insert_block=block.native, settings=_INSERT_SETTINGS, fmt="Native")
 
 
 @dataclass(slots=True)
@@ -64,7 +67,7 @@ class _Written:
     """One flush's rows, waiting for the deriver."""
 
     seq: int
-    rows: list[list[Any]]
+    rows: RowBlock
     projects: set[str]
     started: datetime  # when the writer began the flush: its rows were stamped no later (bar queueing)
 
@@ -96,7 +99,7 @@ class Deriver:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="deriver")
 
-    def submit(self, rows: list[list[Any]], projects: set[str], started: datetime) -> int:
+    def submit(self, rows: RowBlock, projects: set[str], started: datetime) -> int:
         """Queue a flush's stored rows; returns the sequence number that ``wait_until_derived`` takes."""
         self.submitted_seq += 1
         self._pending.append(_Written(self.submitted_seq, rows, projects, started))
@@ -170,7 +173,7 @@ class Deriver:
                 await self._derive(batch)
 
     async def _derive(self, batch: list[_Written]) -> None:
-        rows = [row for written in batch for row in written.rows]
+        rows = RowBlock.join(written.rows for written in batch)
         last = batch[-1]
         checkpoint_due = time.monotonic() >= self._checkpoint_due
         # Everything before the first still-pending flush once this batch is in.

@@ -1,10 +1,14 @@
-"""Feedback <-> rows of the ``feedback`` table."""
+"""Feedback <-> rows of the ``feedback`` table, and rows -> ClickHouse's Native format (:class:`RowBlock`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.driver.common import write_leb128
+from clickhouse_connect.driver.insert import InsertContext
 
 from feedback_service.domain.model import NO_VALUE, THUMB_VALUES, Feedback, FeedbackValue, Source, Thumb, ValueKind
 
@@ -123,6 +127,75 @@ def to_row(feedback: Feedback, *, fingerprint: str, deleted: bool = False, prev:
         feedback.created_by,
         feedback.updated_by,
     ]
+
+
+_TYPES = [get_from_name(name) for name in COLUMN_TYPES]
+# Each column's header in a Native block: its name and type, length-prefixed.
+_HEADERS: list[bytes] = []
+for _name, _type in zip(COLUMN_NAMES, _TYPES, strict=True):
+    _header = bytearray()
+    for _part in (_name.encode(), _type.insert_name.encode()):
+        write_leb128(len(_part), _header)
+        _header += _part
+    _HEADERS.append(bytes(_header))
+
+
+class RowBlock:
+    """Rows of the feedback table in ClickHouse's Native format, encoded once.
+
+    A flush's rows go into ``feedback`` and, later, into ``feedback_changes`` (the deriver's insert): both
+    send these same bytes (``client.raw_insert(..., fmt="Native")``), so the rows are serialised once,
+    not once per insert. Several blocks joined are one Native stream (the deriver's insert of several
+    flushes), which the engine squashes into one part per table as it does any insert.
+    """
+
+    __slots__ = ("count", "native")
+
+    def __init__(self, native: bytes, count: int) -> None:
+        self.native = native
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    @classmethod
+    def of_columns(cls, columns: Sequence[Sequence[Any]]) -> RowBlock:
+        """Columns in COLUMNS order, of one length: enums and times may be given as their numbers
+        (enum values, microseconds since the epoch), as :func:`feedback_service.store.write_batch` does."""
+        return cls._encode(columns, column_oriented=True)
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Sequence[Any]]) -> RowBlock:
+        """Rows as :func:`to_row` makes them."""
+        return cls._encode(rows, column_oriented=False)
+
+    @classmethod
+    def join(cls, blocks: Iterable[RowBlock]) -> RowBlock:
+        blocks = list(blocks)
+        if len(blocks) == 1:
+            return blocks[0]
+        return cls(b"".join(block.native for block in blocks), sum(block.count for block in blocks))
+
+    @classmethod
+    def _encode(cls, data: Sequence[Sequence[Any]], *, column_oriented: bool) -> RowBlock:
+        if not data:
+            return cls(b"", 0)
+        # clickhouse-connect's own column writers (C where it has them), as client.insert() uses them,
+        # minus the per-insert parts this does once: type lookup, column headers, the INSERT prefix.
+        # One block (block_size = every row): one header, and no sampling of the data to size blocks.
+        rows = len(data[0]) if column_oriented else len(data)
+        context = InsertContext(
+            TABLE, COLUMN_NAMES, _TYPES, data=data, column_oriented=column_oriented, block_size=rows
+        )
+        output = bytearray()
+        for block in context.next_block():
+            write_leb128(block.column_count, output)
+            write_leb128(block.row_count, output)
+            for name, header, kind, column in zip(COLUMN_NAMES, _HEADERS, _TYPES, block.column_data, strict=True):
+                output += header
+                context.start_column(name)
+                kind.write_column(column, output, context)
+        return cls(bytes(output), context.row_count)
 
 
 def _utc(moment: datetime) -> datetime:

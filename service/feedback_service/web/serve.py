@@ -15,7 +15,7 @@ import uvicorn
 
 from feedback_service.web.app import ASGIApp
 
-__all__ = ["HttpServer", "TlsFiles"]
+__all__ = ["HttpServer", "TlsFiles", "listen_on"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,54 +44,51 @@ class _EmbeddedServer(uvicorn.Server):
         self.listening.set()
 
 
-def _bind(address: str) -> socket.socket:
-    """A listening socket on ``host:port`` (port 0: a free one); OSError names the address."""
+def listen_on(address: str) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: a free one), for :class:`HttpServer`; OSError (the
+    socket's own, e.g. "Address already in use") when the port is taken or the host is not this one's."""
     host, _, port = address.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    try:
-        family, kind, protocol, _, where = socket.getaddrinfo(
-            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        listener = socket.socket(family, kind, protocol)
-    except OSError as error:
-        raise OSError(f"cannot listen on {address} (FEEDBACK_HTTP_LISTEN): {error}") from error
+    family, kind, protocol, _, where = socket.getaddrinfo(
+        host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, protocol)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(where)
         listener.listen(2048)
-    except OSError as error:
+    except OSError:
         listener.close()
-        raise OSError(f"cannot listen on {address} (FEEDBACK_HTTP_LISTEN): {error}") from error
+        raise
     listener.setblocking(False)
     return listener
 
 
 class HttpServer:
-    """``bind()`` takes the port (so that a port in use fails before anything else starts), ``await
-    start()`` serves ``app`` on it, ``await stop(grace_s)`` lets requests in flight finish (up to the
-    grace, then cancels them) and closes the port."""
+    """``await start()`` serves ``app`` on ``listener`` (a socket from :func:`listen_on`, bound before
+    anything else starts so that a port in use fails first; without one, on ``address``), ``await
+    stop(grace_s)`` lets requests in flight finish (up to the grace, then cancels them) and closes the port."""
 
-    def __init__(self, app: ASGIApp, *, address: str, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, address: str, listener: socket.socket | None = None, tls: TlsFiles | None = None
+    ) -> None:
         self._app = app
         self._address = address
         self._tls = tls
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._listener: socket.socket | None = None
-        self.port = 0
-
-    def bind(self) -> int:
-        """Listen on the address; the port (the address may say 0). OSError names the address."""
-        self._listener = _bind(self._address)
-        self.port = self._listener.getsockname()[1]
-        return self.port
+        self._listener = listener
+        self.port = 0 if listener is None else listener.getsockname()[1]
 
     async def start(self) -> int:
+        """Serve; the port (the address may say 0)."""
         listener = self._listener
         if listener is None:
-            self.bind()
-            listener = self._listener
-            assert listener is not None
+            try:
+                listener = self._listener = listen_on(self._address)
+            except OSError as error:
+                raise OSError(f"cannot listen on {self._address}: {error}") from error
+            self.port = listener.getsockname()[1]
         tls = self._tls
         config = uvicorn.Config(
             self._app,

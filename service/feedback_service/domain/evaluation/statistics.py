@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -124,26 +124,57 @@ def summarize_scores(score_counts: Mapping[float, int]) -> ScoreSummary:
     is exact and keeps huge values (1e308) from overflowing; only when the true standard deviation
     exceeds the float range (about 1.8e308) is ``stddev`` ``math.inf``.
     """
-    groups = _checked_groups(score_counts)
+    # One pass checks, buckets and totals. The arithmetic is the earlier one-helper-per-step code's,
+    # operation for operation, so results are the same to the bit (tests/test_snapshot_convert.py).
+    values: list[float] = []
+    counts: list[int] = []
     histogram = [0] * HISTOGRAM_BUCKETS
-    for value, count in groups:
-        histogram[histogram_bucket(value)] += count
-    if not groups:
-        return ScoreSummary(count=0, mean=0.0, stddev=0.0, minimum=0.0, maximum=0.0, histogram=tuple(histogram))
+    total = 0
+    for value, count in score_counts.items():
+        if not math.isfinite(value):
+            raise ValueError(f"scores must be finite, got {value!r}")
+        if count < 0:
+            raise ValueError(f"counts must not be negative, got {count} for score {value!r}")
+        if count > 0:
+            score = float(value)  # an int score counts as its float
+            values.append(score)
+            counts.append(count)
+            histogram[bisect.bisect_right(HISTOGRAM_EDGES, score)] += count
+            total += count
+    if not values:
+        return _EMPTY_SUMMARY
 
-    total = sum(count for _, count in groups)
-    minimum = min(value for value, _ in groups)
-    maximum = max(value for value, _ in groups)
+    minimum = min(values)
+    maximum = max(values)
     # Scale so that every |value| < 1: products, deviations and squares then cannot overflow.
     exponent = math.frexp(max(abs(minimum), abs(maximum)))[1]
-    scaled = [(math.ldexp(value, -exponent), count) for value, count in groups]
+    scaled = [math.ldexp(value, -exponent) for value in values]
+    weights = [float(count) for count in counts]
     # The mean lies between the extremes; rounding must not push it outside them (or past the float range).
-    scaled_mean = _clamp(_mean(scaled, total), math.ldexp(minimum, -exponent), math.ldexp(maximum, -exponent))
+    scaled_mean = _clamp(
+        math.fsum(_exact_products(scaled, weights)) / total,
+        math.ldexp(minimum, -exponent),
+        math.ldexp(maximum, -exponent),
+    )
     mean = math.ldexp(scaled_mean, exponent)
-    stddev = _unscale(_sample_stddev(scaled, scaled_mean, total), exponent)
+    stddev = 0.0
+    if total >= 2:
+        # Corrected two-pass: sum of squared deviations minus the (tiny) effect of the mean's rounding.
+        deviations = [value - scaled_mean for value in scaled]
+        squares = math.fsum(
+            [weight * deviation * deviation for weight, deviation in zip(weights, deviations, strict=True)]
+        )
+        drift = math.fsum(_exact_products(deviations, weights))
+        sum_of_squares = max(squares - drift * drift / total, 0.0)
+        stddev = _unscale(math.sqrt(sum_of_squares / (total - 1)), exponent)
     return ScoreSummary(
         count=total, mean=mean, stddev=stddev, minimum=minimum, maximum=maximum, histogram=tuple(histogram)
     )
+
+
+_EMPTY_SUMMARY: Final = ScoreSummary(
+    count=0, mean=0.0, stddev=0.0, minimum=0.0, maximum=0.0, histogram=(0,) * HISTOGRAM_BUCKETS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,55 +336,26 @@ def _clamp(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
-def _checked_groups(score_counts: Mapping[float, int]) -> list[tuple[float, int]]:
-    groups: list[tuple[float, int]] = []
-    for value, count in score_counts.items():
-        if not math.isfinite(value):
-            raise ValueError(f"scores must be finite, got {value!r}")
-        if count < 0:
-            raise ValueError(f"counts must not be negative, got {count} for score {value!r}")
-        if count > 0:
-            groups.append((float(value), count))
-    return groups
+def _exact_products(values: list[float], weights: list[float]) -> list[float]:
+    """Terms whose exact sum is the exact sum of value * weight (weights are counts below 2**53).
 
-
-def _two_product(a: float, b: float) -> tuple[float, float]:
-    """``(p, e)`` with p = fl(a * b) and p + e == a * b exactly (Dekker), barring over/underflow."""
-    p = a * b
-    a_high, a_low = _split(a)
-    b_high, b_low = _split(b)
-    e = ((a_high * b_high - p) + a_high * b_low + a_low * b_high) + a_low * b_low
-    return p, e
-
-
-def _split(a: float) -> tuple[float, float]:
-    """Veltkamp split: a == high + low, each with at most 26 significant bits."""
-    c = _SPLITTER * a
-    high = c - (c - a)
-    return high, a - high
-
-
-def _exact_terms(groups: Iterable[tuple[float, int]]) -> list[float]:
-    """Terms whose exact sum is the exact sum of value * count (counts below 2**53)."""
+    Two terms per pair: p = fl(a * b) and the error e with p + e == a * b exactly (Dekker's product,
+    with Veltkamp's split into halves of at most 26 significant bits), barring over/underflow.
+    Written out in one loop: it runs for every score value of every group of a snapshot.
+    """
     terms: list[float] = []
-    for value, count in groups:
-        terms.extend(_two_product(value, float(count)))
+    append = terms.append
+    for a, b in zip(values, weights, strict=True):
+        p = a * b
+        c = _SPLITTER * a
+        a_high = c - (c - a)
+        a_low = a - a_high
+        c = _SPLITTER * b
+        b_high = c - (c - b)
+        b_low = b - b_high
+        append(p)
+        append(((a_high * b_high - p) + a_high * b_low + a_low * b_high) + a_low * b_low)
     return terms
-
-
-def _mean(scaled: list[tuple[float, int]], total: int) -> float:
-    return math.fsum(_exact_terms(scaled)) / total
-
-
-def _sample_stddev(scaled: list[tuple[float, int]], mean: float, total: int) -> float:
-    """Corrected two-pass: sum of squared deviations minus the (tiny) effect of the mean's rounding."""
-    if total < 2:
-        return 0.0
-    deviations = [(value - mean, count) for value, count in scaled]
-    squares = math.fsum(count * deviation * deviation for deviation, count in deviations)
-    drift = math.fsum(_exact_terms(deviations))
-    sum_of_squares = max(squares - drift * drift / total, 0.0)
-    return math.sqrt(sum_of_squares / (total - 1))
 
 
 def _unscale(value: float, exponent: int) -> float:

@@ -23,7 +23,9 @@ EXAMPLES = f"""
 Per key: the thumbs positive rate (two-proportion z-test) or, for keys with scores and no thumbs, the
 score mean (Welch's t-test) of A and B, B minus A, the two-sided p-value (marked * below
 {SIGNIFICANCE}) and the number of votes or scores on each side; a key without votes or scores on a
-side shows "no data" instead of a test. When a version has no matching feedback at all, compare says
+side shows "no data" instead of a test. On a terminal the table fits 80 columns: A and B are named
+above it, and the test is its statistic (z: two-proportion z-test, t: Welch's t-test); --wide names the
+test and the versions in the table. When a version has no matching feedback at all, compare says
 "no data for <version>" and exits 8. --json prints the CompareVersionsResponse (and still exits 8
 then). Aggregate times must be whole minutes; {TIME_HELP}.
 
@@ -48,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--source", action="append", default=[], dest="sources", choices=sorted(SOURCE_NAMES), help="only this source"
     )
     add_time_arguments(group)
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="the test's name and the versions in the table, for terminals wider than 80 columns",
+    )
 
 
 def compare_request(arguments: argparse.Namespace) -> feedback_service_pb2.CompareVersionsRequest:
@@ -99,6 +106,18 @@ def test_cell(comparison: aggregates_pb2.KeyComparison, version_a: str, version_
     return f"{comparison.test} ({name} {comparison.statistic:+.2f})"
 
 
+def short_test_cell(comparison: aggregates_pb2.KeyComparison) -> str:
+    """The test cell of the narrow table: the statistic (its letter says the test), or why there is none."""
+    sides = (("A", comparison.sample_size_a), ("B", comparison.sample_size_b))
+    missing = [side for side, size in sides if not size]
+    if missing and (comparison.test or len(missing) == 1):
+        return f"no data for {' and '.join(missing)}"
+    if not comparison.test:
+        return "no thumbs or scores"
+    name = _STATISTIC_NAMES.get(comparison.test, comparison.test)
+    return f"{name} {comparison.statistic:+.2f}"
+
+
 def p_value_text(comparison: aggregates_pb2.KeyComparison) -> str:
     if not tested(comparison):
         return "—"
@@ -119,6 +138,7 @@ def row(comparison: aggregates_pb2.KeyComparison, version_a: str, version_b: str
 
 
 def table(response: feedback_service_pb2.CompareVersionsResponse, version_a: str, version_b: str) -> Table:
+    """Every column, with the versions in the headings (--wide)."""
     headings = ("key", "test", f"A: {version_a}", f"B: {version_b}", "B - A", "p-value", "n A", "n B")
     # Text: versions and values are shown as they are, never read as markup.
     view = Table(*(Column(header=Text(heading)) for heading in headings), header_style="bold")
@@ -127,6 +147,29 @@ def table(response: feedback_service_pb2.CompareVersionsResponse, version_a: str
     for comparison in response.comparisons:
         view.add_row(*map(Text, row(comparison, version_a, version_b)))
     return view
+
+
+def narrow_table(response: feedback_service_pb2.CompareVersionsResponse) -> Table:
+    """What fits 80 columns: A and B (named by :func:`sides_text`), the figures, the test last; the key and
+    the test cut with an ellipsis when they do not fit."""
+    headings = ("key", "A", "B", "B - A", "p-value", "n A", "n B", "test")
+    view = Table(*headings, header_style="bold", box=None, pad_edge=False)
+    for column in view.columns[1:-1]:
+        column.justify = "right"
+        column.no_wrap = True
+    for comparison in response.comparisons:
+        figures = row(comparison, "A", "B")[2:]
+        view.add_row(
+            Text(comparison.key, no_wrap=True, overflow="ellipsis"),
+            *map(Text, figures),
+            Text(short_test_cell(comparison), no_wrap=True, overflow="ellipsis"),
+        )
+    return view
+
+
+def sides_text(model: str, version_a: str, version_b: str) -> Text:
+    """The line above the narrow table: which versions A and B are (wrapped, never cut, when long)."""
+    return Text(f"A = {version_a}, B = {version_b} (of {model})", overflow="fold")
 
 
 # ---- I/O ----------------------------------------------------------------------------------------
@@ -156,7 +199,12 @@ async def run(arguments: argparse.Namespace, connection: ConnectionOptions) -> E
         print(said, file=sys.stderr if machine else sys.stdout)
         return ExitCode.NO_DATA
     if not machine:
-        Console().print(table(response, arguments.version_a, arguments.version_b))
+        console = Console()
+        if arguments.wide:
+            console.print(table(response, arguments.version_a, arguments.version_b))
+        else:
+            console.print(sides_text(arguments.model, arguments.version_a, arguments.version_b), style="dim")
+            console.print(narrow_table(response))
     return ExitCode.OK
 
 

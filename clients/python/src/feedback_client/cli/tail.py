@@ -34,15 +34,20 @@ BUCKETS = {
 }
 _HEADINGS = {"model": "model", "model_version": "version", "key": "key", "source": "source"}
 STAT_COLUMNS = ("count", "up", "down", "positive (95% CI)", "score mean ± sd", "authors")
+# What fits an 80-column terminal (the names of the group cut with an ellipsis when long); --wide adds
+# the votes up and down and the number of authors, and shows the names whole.
+NARROW_STAT_COLUMNS = ("count", "positive (95% CI)", "score mean ± sd")
 
 EXAMPLES = f"""
 Shows the snapshot, then follows: a group's row changes whenever feedback on it is created, updated
 or deleted (Ctrl-C stops, with exit code 0). --no-follow prints the snapshot and exits. With --json
 (or stdout not a terminal) prints each group as one JSON line {{"key": ..., "stats": ...}} (the score
 histogram only when it holds scores), then {{"snapshot_complete": {{"group_count": N, "watermark": ...}}}},
-then every update; groups carry totals, so the latest line per key is the current state. When the
-server ends the stream (UNAVAILABLE, e.g. it shuts down), tail says so on stderr and reconnects until
-the server is back; a whole new snapshot follows, ending in another snapshot_complete line.
+then every update; groups carry totals, so the latest line per key is the current state. On a terminal
+the table fits 80 columns (long names cut with …); --wide adds votes up and down and authors. When the
+server ends the stream (UNAVAILABLE: "server shutting down" when it stops), tail says so on stderr and
+reconnects until the server is back; a whole new snapshot follows, ending in another snapshot_complete
+line.
 Aggregate times must be whole minutes; {TIME_HELP}.
 
 examples:
@@ -74,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--bucket", choices=list(BUCKETS), help="also group by time bucket (of create_time, UTC)")
     parser.add_argument("--no-follow", action="store_true", help="print the snapshot and exit")
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="also votes up and down and authors, names whole, for terminals wider than 80 columns",
+    )
 
 
 def stream_request(arguments: argparse.Namespace) -> feedback_service_pb2.StreamAggregatesRequest:
@@ -102,18 +112,23 @@ def score_text(scores: aggregates_pb2.ScoreStats) -> str:
     return f"{scores.mean:.4g} ± {scores.stddev:.3g}"
 
 
-def headings(dimensions: list[str], bucketed: bool) -> tuple[str, ...]:
-    return (*(_HEADINGS[name] for name in dimensions), *(("bucket (UTC)",) if bucketed else ()), *STAT_COLUMNS)
+def headings(dimensions: list[str], bucketed: bool, *, wide: bool = True) -> tuple[str, ...]:
+    stats = STAT_COLUMNS if wide else NARROW_STAT_COLUMNS
+    return (*(_HEADINGS[name] for name in dimensions), *(("bucket (UTC)",) if bucketed else ()), *stats)
 
 
-def row(group: aggregates_pb2.AggregateGroup, dimensions: list[str], bucketed: bool) -> tuple[str, ...]:
-    """The cells of one group under ``headings(dimensions, bucketed)``."""
+def row(
+    group: aggregates_pb2.AggregateGroup, dimensions: list[str], bucketed: bool, *, wide: bool = True
+) -> tuple[str, ...]:
+    """The cells of one group under ``headings(dimensions, bucketed, wide=wide)``."""
     key = group.key
     values = {"model": key.model, "model_version": key.model_version, "key": key.key, "source": source_name(key.source)}
     stats = group.stats
+    names = (*(values[name] for name in dimensions), *((time_text(key.bucket_start),) if bucketed else ()))
+    if not wide:
+        return (*names, str(stats.count), positive_text(stats.thumbs), score_text(stats.scores))
     return (
-        *(values[name] for name in dimensions),
-        *((time_text(key.bucket_start),) if bucketed else ()),
+        *names,
         str(stats.count),
         str(stats.thumbs.up),
         str(stats.thumbs.down),
@@ -150,6 +165,7 @@ class AggregateView:
 
     dimensions: list[str]
     bucketed: bool
+    wide: bool = False
     groups: dict[bytes, aggregates_pb2.AggregateGroup] = field(default_factory=dict)
     status: str = "reading the snapshot…"
     next_snapshot: dict[bytes, aggregates_pb2.AggregateGroup] | None = None
@@ -176,11 +192,27 @@ class AggregateView:
         self.status = reconnect_text(error) + "…"
 
     def table(self) -> Table:
-        view = Table(*headings(self.dimensions, self.bucketed), header_style="bold")
-        for column in view.columns[len(self.dimensions) + self.bucketed :]:
+        names = len(self.dimensions) + self.bucketed
+        columns = headings(self.dimensions, self.bucketed, wide=self.wide)
+        groups = sorted(self.groups.values(), key=lambda g: _order(g.key))
+        if self.wide:
+            view = Table(*columns, header_style="bold")
+            for column in view.columns[names:]:
+                column.justify = "right"
+            for group in groups:
+                view.add_row(*map(Text, row(group, self.dimensions, self.bucketed)))  # never markup
+            return view
+        # No lines; the figures keep their width and the names share what is left, cut with an ellipsis.
+        view = Table(*columns, header_style="bold", box=None, pad_edge=False)
+        for column in view.columns[names:]:
             column.justify = "right"
-        for group in sorted(self.groups.values(), key=lambda g: _order(g.key)):
-            view.add_row(*map(Text, row(group, self.dimensions, self.bucketed)))  # never markup
+            column.no_wrap = True
+        for group in groups:
+            cells = row(group, self.dimensions, self.bucketed, wide=False)
+            view.add_row(
+                *(Text(name, no_wrap=True, overflow="ellipsis") for name in cells[:names]),
+                *map(Text, cells[names:]),
+            )
         return view
 
     def render(self, following: bool) -> RenderableType:
@@ -215,7 +247,7 @@ class _Reconnections:
 
 async def run(arguments: argparse.Namespace, connection: ConnectionOptions) -> ExitCode:
     request = stream_request(arguments)
-    view = AggregateView(arguments.group_by, arguments.bucket is not None)
+    view = AggregateView(arguments.group_by, arguments.bucket is not None, wide=arguments.wide)
     live: Live | None = None
 
     def redraw() -> None:

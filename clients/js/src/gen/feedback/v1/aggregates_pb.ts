@@ -286,10 +286,10 @@ export const AggregateGroupSchema: GenMessage<AggregateGroup, {jsonType: Aggrega
   messageDesc(file_feedback_v1_aggregates, 2);
 
 /**
- * Statistics of a set of feedback. Exact: every create, update and delete is
- * counted, and of the votes one end user (source SOURCE_USER, same author)
- * gave on the same trace and key only the latest counts (see
- * Feedback.author).
+ * Statistics of a set of feedback. Exact (all but distinct_authors, an
+ * estimate: see there): every create, update and delete is counted, and of
+ * the votes one end user (source SOURCE_USER, same author) gave on the same
+ * trace and key only the latest counts (see Feedback.author).
  *
  * @generated from message feedback.v1.FeedbackStats
  */
@@ -337,7 +337,15 @@ export type FeedbackStats = Message<"feedback.v1.FeedbackStats"> & {
   correctionCount: bigint;
 
   /**
-   * Number of distinct non-empty authors.
+   * Number of distinct non-empty authors: an estimate from a mergeable
+   * sketch (HyperLogLog-style, 2^14 cells). Exact up to 511 distinct
+   * authors; above that its standard error is about 0.8% (95% of estimates
+   * within 1.6%). A sketch cannot subtract: an author whose feedback in the
+   * range was later deleted or replaced (a changed vote) still counts. Why:
+   * exact distinct counts over any time range need a row per author, which
+   * grows with the number of users; the sketch of a group reads a few
+   * fixed-size states per day of the range, however many users there are.
+   * The other fields of these statistics are exact.
    *
    * @generated from field: int64 distinct_authors = 7;
    */
@@ -345,10 +353,10 @@ export type FeedbackStats = Message<"feedback.v1.FeedbackStats"> & {
 };
 
 /**
- * Statistics of a set of feedback. Exact: every create, update and delete is
- * counted, and of the votes one end user (source SOURCE_USER, same author)
- * gave on the same trace and key only the latest counts (see
- * Feedback.author).
+ * Statistics of a set of feedback. Exact (all but distinct_authors, an
+ * estimate: see there): every create, update and delete is counted, and of
+ * the votes one end user (source SOURCE_USER, same author) gave on the same
+ * trace and key only the latest counts (see Feedback.author).
  *
  * @generated from message feedback.v1.FeedbackStats
  */
@@ -396,7 +404,15 @@ export type FeedbackStatsJson = {
   correctionCount?: string;
 
   /**
-   * Number of distinct non-empty authors.
+   * Number of distinct non-empty authors: an estimate from a mergeable
+   * sketch (HyperLogLog-style, 2^14 cells). Exact up to 511 distinct
+   * authors; above that its standard error is about 0.8% (95% of estimates
+   * within 1.6%). A sketch cannot subtract: an author whose feedback in the
+   * range was later deleted or replaced (a changed vote) still counts. Why:
+   * exact distinct counts over any time range need a row per author, which
+   * grows with the number of users; the sketch of a group reads a few
+   * fixed-size states per day of the range, however many users there are.
+   * The other fields of these statistics are exact.
    *
    * @generated from field: int64 distinct_authors = 7;
    */
