@@ -317,10 +317,9 @@ def _profiled(options: Options, pid: int, label: str) -> Iterator[None]:
             spy.wait(timeout=30)
 
 
-def run_write_only(options: Options, work: Path) -> list[tuple[str, ...]]:
-    """``--only write``: the write-cost scenarios of issue 17 (3, 4 with 1 in flight, the SDK)."""
-    rows: list[tuple[str, ...]] = []
-    sequential = on_service(
+def measure_sequential(options: Options, work: Path) -> Measurement:
+    """Scenario 3: one caller, sequential CreateFeedback calls."""
+    return on_service(
         options,
         work,
         "sequential",
@@ -329,6 +328,12 @@ def run_write_only(options: Options, work: Path) -> list[tuple[str, ...]]:
         project="ingest-s3-sequential",
         concurrency=1,
     )
+
+
+def run_write_only(options: Options, work: Path) -> list[tuple[str, ...]]:
+    """``--only write``: the write-cost scenarios of issue 17 (3, 4 with 1 in flight, the SDK)."""
+    rows: list[tuple[str, ...]] = []
+    sequential = measure_sequential(options, work)
     rows.append(("3. server CPU per sequential create", f"{sequential.server_cpu_per_1000_ms / 1000:.1f} ms"))
     rows.append(("3. p50 / p99", " / ".join(f"{percentile(sequential.latencies_ms, q):.1f} ms" for q in (0.5, 0.99))))
     batch_one = on_service(
@@ -430,15 +435,7 @@ def run_all(options: Options, work: Path) -> Results:
     sdk = on_service(
         options, work, "sdk", name="2. SDK FeedbackClient.log + flush", mode="sdk", project="ingest-s2-sdk"
     )
-    sequential = on_service(
-        options,
-        work,
-        "sequential",
-        name="3. CreateFeedback, one caller, sequential",
-        mode="single",
-        project="ingest-s3-sequential",
-        concurrency=1,
-    )
+    sequential = measure_sequential(options, work)
     batch_one = on_service(
         options,
         work,
