@@ -77,12 +77,10 @@ class Deriver:
         self,
         engine: ClickHouseEngine,
         *,
-        on_derived: Callable[[set[str]], None],
         on_failure: Callable[[], None],
         derive_rows: DeriveRows = insert_changes,
     ) -> None:
         self._engine = engine
-        self._on_derived = on_derived
         self._on_failure = on_failure
         self._derive_rows = derive_rows
         self._pending: deque[_Written] = deque()
@@ -137,10 +135,10 @@ class Deriver:
         self._pending_rows = 0
         return self.submitted_seq, projects
 
-    async def mark_derived(self, seq: int, projects: set[str]) -> None:
+    async def mark_derived(self, seq: int) -> None:
         """After a repair: writes up to ``seq`` are derived."""
         self.failed = False
-        await self._advance(seq, projects)
+        await self._advance(seq)
 
     async def close(self) -> None:
         """Derive what is pending (within CLOSE_LIMIT_S), then stop."""
@@ -153,13 +151,11 @@ class Deriver:
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
 
-    async def _advance(self, seq: int, projects: set[str]) -> None:
+    async def _advance(self, seq: int) -> None:
         self.derived_seq = max(self.derived_seq, seq)
         for at, waiter in self._waiters:
             if at <= self.derived_seq and not waiter.done():
                 waiter.set_result(None)
-        if projects:
-            self._on_derived(projects)
 
     async def _run(self) -> None:
         while True:
@@ -196,4 +192,4 @@ class Deriver:
             self._checkpoint_due = time.monotonic() + CHECKPOINT_INTERVAL_S
         for _ in batch:
             self._pending_rows -= len(self._pending.popleft().rows)
-        await self._advance(last.seq, set().union(*(written.projects for written in batch)))
+        await self._advance(last.seq)
