@@ -18,6 +18,7 @@ from feedback_proto.v1 import feedback_pb2, feedback_service_pb2_grpc
 from feedback_proto.v1 import feedback_service_pb2 as pb
 from feedback_service.config import Settings
 from feedback_service.server import FeedbackServer
+from feedback_service.store import deriver
 from tests.helpers import field_violations, thumbs_up
 from tests.support.auth import ADMIN_KEY, authorized_channel
 from tests.support.brute_force import GroupTuple, assert_stats_match, authors_by_group, expected_groups
@@ -269,6 +270,26 @@ async def test_follow_pushes_creates_updates_and_deletes(stub: FeedbackServiceSt
         await stub.DeleteFeedback(pb.DeleteFeedbackRequest(project=project, feedback_id=created.feedback_id))
         group = await _next_group(stream)
         assert (group.key.key, group.stats.count) == ("thumbs", 0)
+    finally:
+        stream.cancel()
+
+
+async def test_a_follower_hears_of_a_write_before_the_deriver_would_go_by_itself(
+    stub: FeedbackServiceStub, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deriver waits DERIVE_DELAY_S for more writes unless a reader waits. Followers are told of a write
+    when it is stored, and their read makes the deriver go: with the delay at 60 s (and the write marker
+    unchanged until the derive), the pushed group can only come from that."""
+    monkeypatch.setattr(deriver, "DERIVE_DELAY_S", 60.0)
+    request = pb.StreamAggregatesRequest(
+        filter=agg.AggregateFilter(project=project), group_by=[agg.GROUP_BY_FIELD_KEY], follow=True
+    )
+    stream = stub.StreamAggregates(request, timeout=60)
+    try:
+        await asyncio.wait_for(stream.read(), 5)  # empty snapshot
+        await stub.CreateFeedback(pb.CreateFeedbackRequest(feedback=thumbs_up(project)))
+        group = await asyncio.wait_for(_next_group(stream), 20)
+        assert (group.key.key, group.stats.count, group.stats.thumbs.up) == ("thumbs", 1, 1)
     finally:
         stream.cancel()
 
