@@ -211,7 +211,7 @@ def measure_floors(data_dir: Path) -> dict[str, float]:
     """The storage floors of one write, each the median of FLOOR_SAMPLES calls on a migrated data dir (ms):
     ``SELECT 1``; a point lookup of 64 ids by primary key (the write path's read); a 1-row insert into
     a bare ReplacingMergeTree table (feedback's engine, no views); a 1-row insert into ``feedback``
-    (what a create waits for now); a 1-row insert into ``feedback_changes`` (the four views: the
+    (what a create waits for now); a 1-row insert into ``feedback_changes`` (its views: the
     deriver's part); and both, one after the other (a write and its derived rows, unbatched)."""
     import statistics  # noqa: PLC0415
     import uuid  # noqa: PLC0415

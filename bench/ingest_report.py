@@ -382,7 +382,7 @@ FLOOR_LABELS = {
     "lookup_64_ids": "point lookup of 64 ids by primary key",
     "insert_1_bare": "1-row insert into a bare ReplacingMergeTree table",
     "insert_1_feedback": "1-row insert into feedback (what a create waits for)",
-    "insert_1_changes": "1-row insert into feedback_changes (its four views: the deriver's part)",
+    "insert_1_changes": "1-row insert into feedback_changes (its views: the deriver's part)",
     "insert_1_feedback_and_changes": "1-row insert into feedback, then into feedback_changes",
 }
 

@@ -10,8 +10,12 @@
 --   2 x (23 + 59) fine rows per group, whatever the span); updates, deletes and vote moves subtract what they
 --   replace at every grain, so every count stays exact.
 -- - distinct authors as a mergeable sketch (uniqCombined64 with 2^14 cells) per (group, grain, bucket):
---   exact up to 512 distinct authors, above that an estimate with ~0.8% standard error. A sketch cannot
+--   exact up to 511 distinct authors, above that an estimate with ~0.8% standard error. A sketch cannot
 --   subtract: an author whose feedback was deleted still counts for its buckets.
+--
+-- Granules of 1,024 rows, not 8,192: a read takes a few rows from each of many key ranges (a group's days, then
+-- the hours and minutes at its edges), and every row read decodes its authors sketch. Measured at 100M stored
+-- feedback, the same rows: ~10x fewer rows read; all time 36 -> 28 ms, last 24 h 26 -> 19 ms in the engine.
 CREATE TABLE IF NOT EXISTS feedback_rollups
 (
     project LowCardinality(String) COMMENT 'Tenant',
@@ -32,6 +36,7 @@ CREATE TABLE IF NOT EXISTS feedback_rollups
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (project, model, model_version, key, source, grain, bucket)
+SETTINGS index_granularity = 1024
 COMMENT 'Signed deltas of feedback aggregates per minute, hour and day, and a sketch of their authors';
 
 -- Feedback stored before this migration: its current state (sums) and every author of every revision (the
