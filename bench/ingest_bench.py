@@ -330,13 +330,9 @@ def measure_sequential(options: Options, work: Path) -> Measurement:
     )
 
 
-def run_write_only(options: Options, work: Path) -> list[tuple[str, ...]]:
-    """``--only write``: the write-cost scenarios of issue 17 (3, 4 with 1 in flight, the SDK)."""
-    rows: list[tuple[str, ...]] = []
-    sequential = measure_sequential(options, work)
-    rows.append(("3. server CPU per sequential create", f"{sequential.server_cpu_per_1000_ms / 1000:.1f} ms"))
-    rows.append(("3. p50 / p99", " / ".join(f"{percentile(sequential.latencies_ms, q):.1f} ms" for q in (0.5, 0.99))))
-    batch_one = on_service(
+def measure_batch_one(options: Options, work: Path) -> Measurement:
+    """Scenario 4: 1,000-item BatchCreateFeedback batches, one in flight."""
+    return on_service(
         options,
         work,
         "batch-one",
@@ -345,11 +341,25 @@ def run_write_only(options: Options, work: Path) -> list[tuple[str, ...]]:
         project="ingest-s4-batch-one",
         concurrency=1,
     )
-    rows.append(("4. 1 in flight: items/s", f"{batch_one.rate:,.0f}"))
-    rows.append(("4. 1 in flight: server CPU per 1,000 items", f"{batch_one.server_cpu_per_1000_ms:.0f} ms"))
-    sdk = on_service(
+
+
+def measure_sdk(options: Options, work: Path) -> Measurement:
+    """Scenario 2's SDK path: FeedbackClient.log, then flush."""
+    return on_service(
         options, work, "sdk", name="2. SDK FeedbackClient.log + flush", mode="sdk", project="ingest-s2-sdk"
     )
+
+
+def run_write_only(options: Options, work: Path) -> list[tuple[str, ...]]:
+    """``--only write``: the write-cost scenarios of issue 17 (3, 4 with 1 in flight, the SDK)."""
+    rows: list[tuple[str, ...]] = []
+    sequential = measure_sequential(options, work)
+    rows.append(("3. server CPU per sequential create", f"{sequential.server_cpu_per_1000_ms / 1000:.1f} ms"))
+    rows.append(("3. p50 / p99", " / ".join(f"{percentile(sequential.latencies_ms, q):.1f} ms" for q in (0.5, 0.99))))
+    batch_one = measure_batch_one(options, work)
+    rows.append(("4. 1 in flight: items/s", f"{batch_one.rate:,.0f}"))
+    rows.append(("4. 1 in flight: server CPU per 1,000 items", f"{batch_one.server_cpu_per_1000_ms:.0f} ms"))
+    sdk = measure_sdk(options, work)
     rows.append(("4. SDK log(): items/s", f"{sdk.rate:,.0f}"))
     rows.append(("4. SDK log(): server CPU per 1,000 items", f"{sdk.server_cpu_per_1000_ms:.0f} ms"))
     return rows
@@ -432,19 +442,9 @@ def run_all(options: Options, work: Path) -> Results:
         }
     single = measure_single(options, work)
     batch = {processes: measure_batch(options, work, processes) for processes in SCALING_PROCESSES}
-    sdk = on_service(
-        options, work, "sdk", name="2. SDK FeedbackClient.log + flush", mode="sdk", project="ingest-s2-sdk"
-    )
+    sdk = measure_sdk(options, work)
     sequential = measure_sequential(options, work)
-    batch_one = on_service(
-        options,
-        work,
-        "batch-one",
-        name="4. BatchCreateFeedback, 1,000-item batches, 1 in flight",
-        mode="batch",
-        project="ingest-s4-batch-one",
-        concurrency=1,
-    )
+    batch_one = measure_batch_one(options, work)
     http = measure_http(options, work)
     return Results(l1_single, l1_batch, l2, single, batch, sdk, http, sequential, batch_one, measure_floors(work))
 
