@@ -31,7 +31,7 @@ from feedback_service.store.derived_repair import CheckScope
 from feedback_service.store.deriver import insert_changes
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.feedback_store import ClickHouseFeedbackStore, insert_feedback_rows, rollup_segments
-from feedback_service.store.rows import to_row
+from feedback_service.store.rows import RowBlock, to_row
 from feedback_service.store.write_batch import read_latest
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)  # a past day: its feedback is "old", counted in day rows
@@ -287,8 +287,8 @@ async def test_ranges_and_buckets_across_day_and_hour_boundaries_equal_brute_for
         rows.append(_stored(project, index, fields["moment"], fields))
 
     def load(client: Any) -> None:
-        insert_feedback_rows(client, rows)
-        insert_changes(client, rows)
+        insert_feedback_rows(client, RowBlock.of_rows(rows))
+        insert_changes(client, RowBlock.of_rows(rows))
 
     await engine.run(load)
     store = ClickHouseFeedbackStore(engine)
@@ -387,8 +387,8 @@ async def test_distinct_authors_are_exact_for_small_sets_and_within_the_stated_e
     ]
 
     def load(client: Any) -> None:
-        insert_feedback_rows(client, rows)
-        insert_changes(client, rows)
+        insert_feedback_rows(client, RowBlock.of_rows(rows))
+        insert_changes(client, RowBlock.of_rows(rows))
 
     await engine.run(load)
     store = ClickHouseFeedbackStore(engine)

@@ -512,7 +512,7 @@ async def test_a_database_of_the_previous_release_upgrades_with_its_derived_tabl
         await engine.run(lambda client: apply_migrations(client, previous))
         old = [_stored(project, "ann", 0, 1), _stored(project, "bob", 2, 2)]
         # The previous release inserted into feedback, whose views fed the derived tables.
-        await engine.run(lambda client: insert_feedback_rows(client, old))
+        await engine.run(lambda client: insert_feedback_rows(client, RowBlock.of_rows(old)))
         await migrate(engine)
         store = ClickHouseFeedbackStore(engine)
         first = await store.repair_after_start()

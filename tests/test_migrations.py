@@ -38,7 +38,7 @@ from feedback_service.store.migrations import (
     check_schema_current,
     load_migrations,
 )
-from feedback_service.store.rows import to_row
+from feedback_service.store.rows import RowBlock, to_row
 from tests.support.server_process import ServerProcess, run_cli
 
 
@@ -226,8 +226,8 @@ async def test_a_database_at_0011_with_data_gives_the_same_snapshots_after_0012(
         await engine.run(lambda client: apply_migrations(client, previous))
 
         def load(client: Client) -> None:
-            insert_feedback_rows(client, rows)
-            insert_changes(client, rows)  # 0011's views: feedback_aggregates, feedback_authors, ...
+            insert_feedback_rows(client, RowBlock.of_rows(rows))
+            insert_changes(client, RowBlock.of_rows(rows))  # 0011's views: feedback_aggregates, feedback_authors, ...
 
         await engine.run(load)
         # Updates, deletes and vote moves of the old feedback, written by the store as at 0011.

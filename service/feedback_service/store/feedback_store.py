@@ -46,7 +46,6 @@ from feedback_service.store.deriver import Deriver, DeriveRows, insert_changes
 from feedback_service.store.engine import ClickHouseEngine
 from feedback_service.store.query_params import time_range
 from feedback_service.store.rows import (
-    COLUMN_NAMES,
     SELECT_LIST,
     TABLE,
     RowBlock,
@@ -347,10 +346,9 @@ class ClickHouseFeedbackStore:
 _INSERT_SETTINGS = {"optimize_on_insert": 0}
 
 
-def insert_feedback_rows(client: Client, rows: RowBlock | list[list[Any]]) -> None:
-    """Into ``feedback``: a flush's encoded block, or rows as rows.to_row makes them."""
-    block = rows if isinstance(rows, RowBlock) else RowBlock.of_rows(rows)
-    client.raw_insert(TABLE, COLUMN_NAMES, insert_block=block.native, settings=_INSERT_SETTINGS, fmt="Native")
+def insert_feedback_rows(client: Client, rows: RowBlock) -> None:
+    """A flush's encoded rows into ``feedback``."""
+    rows.insert_into(client, TABLE, _INSERT_SETTINGS)
 
 
 def _scope_conditions(scope: FeedbackScope, time_column: str) -> tuple[list[str], dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.common import write_leb128
 from clickhouse_connect.driver.insert import InsertContext
 
@@ -168,6 +169,10 @@ class RowBlock:
     def of_rows(cls, rows: Sequence[Sequence[Any]]) -> RowBlock:
         """Rows as :func:`to_row` makes them."""
         return cls._encode(rows, column_oriented=False)
+
+    def insert_into(self, client: Client, table: str, settings: Mapping[str, Any]) -> None:
+        """Insert these rows into ``table`` (``feedback`` or a table made AS feedback)."""
+        client.raw_insert(table, COLUMN_NAMES, insert_block=self.native, settings=dict(settings), fmt="Native")
 
     @classmethod
     def join(cls, blocks: Iterable[RowBlock]) -> RowBlock:
